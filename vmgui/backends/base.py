@@ -1,0 +1,120 @@
+"""The asynchronous Backend protocol: the only thing the UI knows about hypervisors.
+
+Both the libvirt backend and the built-in backend implement `Backend`. Every method is a
+coroutine that never blocks the event loop (blocking work goes to an executor). Failures raise
+`BackendError` whose message is a sentence a person can read; a failed action changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from vmgui.model import ConnectionStatus, VmConfig, VmInfo, VmStatsSample
+
+
+class BackendError(Exception):
+    """An error worth showing to the user as is (no traceback, one or two sentences)."""
+
+
+@dataclass(frozen=True)
+class VmChanged:
+    """A VM appeared or changed (state, name, memory...)."""
+
+    vm: VmInfo
+
+
+@dataclass(frozen=True)
+class VmRemoved:
+    connection: str
+    vm_id: str
+
+
+@dataclass(frozen=True)
+class ConnectionChanged:
+    status: ConnectionStatus
+
+
+BackendEvent = VmChanged | VmRemoved | ConnectionChanged
+
+
+class EventStream:
+    """Fan-out of backend events to any number of async subscribers.
+
+    `publish` is called on the event-loop thread; each subscriber gets its own queue so a slow
+    consumer never makes another miss events.
+    """
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[BackendEvent | None]] = []
+
+    def publish(self, event: BackendEvent) -> None:
+        for q in list(self._queues):
+            q.put_nowait(event)
+
+    def close(self) -> None:
+        for q in list(self._queues):
+            q.put_nowait(None)
+
+    async def subscribe(self) -> AsyncIterator[BackendEvent]:
+        q: asyncio.Queue[BackendEvent | None] = asyncio.Queue()
+        self._queues.append(q)
+        try:
+            while True:
+                ev = await q.get()
+                if ev is None:
+                    return
+                yield ev
+        finally:
+            self._queues.remove(q)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One connection: a libvirt URI or the built-in VMM ("builtin:///")."""
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def status(self) -> ConnectionStatus: ...
+
+    async def connect(self) -> None:
+        """Open the connection; raises BackendError with a readable reason."""
+
+    async def close(self) -> None: ...
+
+    def events(self) -> AsyncIterator[BackendEvent]:
+        """VM lifecycle and connection-state events, pushed (no polling by the caller)."""
+        ...
+
+    async def list_vms(self) -> list[VmInfo]: ...
+
+    async def define(self, config: VmConfig) -> VmInfo: ...
+
+    async def start(self, vm_id: str) -> None: ...
+
+    async def shutdown(self, vm_id: str) -> None:
+        """Graceful: ask the guest (ACPI power button) to power off."""
+
+    async def reboot(self, vm_id: str) -> None: ...
+
+    async def force_off(self, vm_id: str) -> None: ...
+
+    async def pause(self, vm_id: str) -> None: ...
+
+    async def resume(self, vm_id: str) -> None: ...
+
+    async def delete(self, vm_id: str, delete_storage: bool = False) -> None:
+        """Remove the definition (refused while running); optionally its disk images."""
+
+    async def sample_stats(self) -> list[VmStatsSample]:
+        """Raw counters of every running VM, in one round trip."""
+
+    async def details_xml(self, vm_id: str) -> str:
+        """A read-only description (libvirt: domain XML) for the details view."""

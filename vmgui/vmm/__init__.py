@@ -1,0 +1,1 @@
+"""The built-in KVM virtual machine monitor. Imports nothing from Qt or any vmgui layer above."""

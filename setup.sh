@@ -14,6 +14,7 @@ APP_PKGS=(
   libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1
   libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libxkbcommon0
   libgl1 libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1 fonts-dejavu-core
+  xvfb xauth
 )
 TEST_PKGS=(
   xvfb gcc-multilib binutils desktop-file-utils appstream cpio xz-utils zstd
@@ -59,8 +60,8 @@ fi
 case "$MODE" in
   run)
     if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -z "${QT_QPA_PLATFORM:-}" ]; then
-      echo "setup.sh: no display (DISPLAY is unset); starting vmgui on a virtual screen" >&2
-      exec xvfb-run -a .venv/bin/vmgui "$@" 2>/dev/null || exec .venv/bin/vmgui "$@"
+      echo "setup.sh: no display (DISPLAY is unset); starting vmgui on a virtual screen (Xvfb)" >&2
+      exec xvfb-run -a .venv/bin/vmgui "$@"
     fi
     exec .venv/bin/vmgui "$@"
     ;;

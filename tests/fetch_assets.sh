@@ -9,10 +9,16 @@ DEST=.cache/debian-kernel
 mkdir -p "$DEST"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-PKG="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')"
+find_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
+PKG="$(find_pkg)"
+if [ -z "$PKG" ]; then  # package lists never fetched on this machine
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+  PKG="$(find_pkg)"
+fi
 if [ -z "$PKG" ]; then
   echo "fetch_assets: cannot find the Debian kernel package (run apt-get update)" >&2; exit 1
 fi
+chmod 777 "$TMP"  # apt's _apt user downloads into it
 (cd "$TMP" && apt-get download -q "$PKG" >/dev/null)
 dpkg-deb -x "$TMP"/*.deb "$TMP/root"
 cp "$TMP"/root/boot/vmlinuz-* "$DEST/vmlinuz"

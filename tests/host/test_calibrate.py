@@ -1,0 +1,59 @@
+"""The speed calibration through the VMM's real KVM layer, and its embedded machine code."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from tests.support import need_kvm, need_tool
+from vmgui.host import calibrate as cal
+
+
+def assemble(source: str, tmp_path: Path) -> bytes:
+    """Flat machine code of `source`, via binutils (test-time only; runtime has no compiler)."""
+    as_ = need_tool("as")
+    objcopy = need_tool("objcopy")
+    src, obj, flat = tmp_path / "x.s", tmp_path / "x.o", tmp_path / "x.bin"
+    src.write_text(source)
+    subprocess.run([as_, "--64", "-o", str(obj), str(src)], check=True)
+    subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(flat)], check=True)
+    return flat.read_bytes()
+
+
+def test_embedded_guest_code_matches_its_source(tmp_path: Path) -> None:
+    assert assemble(cal.GUEST_ASM, tmp_path) == cal.GUEST_CODE
+
+
+def test_embedded_host_code_matches_its_source(tmp_path: Path) -> None:
+    assert assemble(cal.HOST_ASM, tmp_path) == cal.HOST_CODE
+
+
+def test_host_loop_runs_natively() -> None:
+    sample = cal.measure_host(target=0.01)
+    assert sample.where == "host" and sample.iterations >= cal.FIRST_ITERATIONS
+    assert sample.instructions_per_second > 100e6  # any CPU of this century
+
+
+def test_this_machine_emulates_ring0_and_runs_ring3_natively() -> None:
+    """DESIGN.md section 4: kvm_pvm emulates guest ring 0 and runs ring 3 natively."""
+    need_kvm()
+    t0 = time.perf_counter()
+    result = cal.calibrate()
+    elapsed = time.perf_counter() - t0
+    assert result.error == ""
+    assert result.host and result.ring0 and result.ring3
+    ring0, ring3 = result.ratio(result.ring0), result.ratio(result.ring3)
+    assert ring0 is not None and ring3 is not None
+    assert ring0 < 0.01, f"ring 0 ran at {ring0:.3%} of native: not emulated?"
+    assert result.ring0.instructions_per_second < 50e6
+    assert ring3 > 0.3, f"ring 3 ran at only {ring3:.1%} of native"
+    assert elapsed < 1.0, f"calibration took {elapsed:.2f} s"
+
+
+def test_missing_device_is_reported_not_raised(tmp_path: Path) -> None:
+    result = cal.calibrate(str(tmp_path / "nokvm"), target=0.005)
+    assert result.ring0 is None and result.ring3 is None
+    assert "cannot create the calibration VM" in result.error
+    assert "does not exist" in result.error
+    assert result.host is not None

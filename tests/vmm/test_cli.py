@@ -1,0 +1,125 @@
+"""`vmgui-vmm run` bad input: each case exits non-zero with exactly one line saying why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support import need, need_kvm
+from tests.vmm.vmm_process import REPO, VMM, run_vmm, vmm_env
+
+Build = Callable[..., Path]
+DEBIAN_KERNEL = REPO / ".cache" / "debian-kernel" / "vmlinuz"
+
+
+def one_line_error(r: object, pattern: str) -> None:
+    import re
+    import subprocess
+
+    assert isinstance(r, subprocess.CompletedProcess)
+    lines = r.stderr.decode().splitlines()
+    assert r.returncode != 0
+    assert len(lines) == 1, lines
+    assert re.search(pattern, lines[0]), lines[0]
+    assert lines[0].startswith("vmgui-vmm: ")
+
+
+def test_missing_kernel(tmp_path: Path) -> None:
+    one_line_error(run_vmm("--kernel", tmp_path / "nope"), r"kernel file not found: .*nope$")
+
+
+def test_missing_initrd(build_guest: Build, tmp_path: Path) -> None:
+    r = run_vmm("--kernel", build_guest("hello"), "--initrd", tmp_path / "nope")
+    one_line_error(r, r"initrd file not found")
+
+
+def test_not_a_kernel(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.write_bytes(os.urandom(4096))
+    one_line_error(run_vmm("--kernel", junk), r"not a bzImage or PVH ELF")
+
+
+def test_elf_without_pvh_note(build_guest: Build, tmp_path: Path) -> None:
+    image = bytearray(build_guest("hello").read_bytes())
+    note = image.index(b"Xen\0") - 4  # the note's type field: 18 -> 17 (not PHYS32_ENTRY)
+    struct.pack_into("<I", image, note, 17)
+    elf = tmp_path / "no-note.elf"
+    elf.write_bytes(bytes(image))
+    one_line_error(run_vmm("--kernel", elf), r"no PVH entry note")
+
+
+def test_boot_protocol_too_old(tmp_path: Path) -> None:
+    image = bytearray(0x4000)
+    image[0x1F1] = 4  # setup_sects
+    image[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", image, 0x206, 0x0201)  # protocol 2.01
+    old = tmp_path / "old-bzImage"
+    old.write_bytes(bytes(image))
+    one_line_error(run_vmm("--kernel", old), r"boot protocol 2\.01 too old")
+
+
+def test_initrd_does_not_fit(build_guest: Build, tmp_path: Path) -> None:
+    need_kvm()
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"\0" * (6 << 20))
+    r = run_vmm("--kernel", build_guest("hello"), "--initrd", initrd, "--memory", "4M")
+    one_line_error(r, r"initrd does not fit in memory")
+
+
+def test_bzimage_does_not_fit() -> None:
+    need_kvm()
+    need(DEBIAN_KERNEL.exists(), "Debian kernel not fetched (bash tests/fetch_assets.sh)")
+    one_line_error(run_vmm("--kernel", DEBIAN_KERNEL, "--memory", "8M"), r"kernel does not fit")
+
+
+def test_no_kvm_device_names_the_fix(build_guest: Build, tmp_path: Path) -> None:
+    r = run_vmm(
+        "--kernel", build_guest("hello"), env=vmm_env(VMGUI_KVM_DEVICE=str(tmp_path / "kvm"))
+    )
+    one_line_error(r, r"does not exist: load the KVM module")
+
+
+def test_no_kvm_permission_names_the_group(build_guest: Build, tmp_path: Path) -> None:
+    need_kvm()
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to take away the permission to open a device")
+    node = tmp_path / "kvm"
+    os.mknod(node, stat.S_IFCHR | 0o000, os.makedev(10, 232))
+    import subprocess
+
+    r = subprocess.run(
+        [setpriv, "--bounding-set=-dac_override,-dac_read_search", *VMM, "run"]
+        + ["--kernel", str(build_guest("hello")), "--framebuffer", "none"],
+        capture_output=True,
+        env=vmm_env(VMGUI_KVM_DEVICE=str(node)),
+        timeout=30,
+        check=False,
+    )
+    one_line_error(r, r"no permission to open .*add your user to the 'kvm' group")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "pattern"),
+    [
+        ("--memory", "lots", r"memory size 'lots'"),
+        ("--memory", "1T", r"out of range"),
+        ("--cpus", "0", r"--cpus 0: must be"),
+        ("--cpus", "41", r"--cpus 41: must be 1\.\.40"),
+        ("--serial", "tcp:1", r"--serial 'tcp:1': expected"),
+        ("--framebuffer", "8x8", r"too small"),
+        ("--framebuffer", "wide", r"expected WIDTHxHEIGHT"),
+        ("--on-reboot", "later", r"invalid choice"),
+        ("--qmp", "/nonexistent-dir/qmp.sock", r"--qmp /nonexistent-dir/qmp.sock: "),
+    ],
+)
+def test_bad_option(build_guest: Build, option: str, value: str, pattern: str) -> None:
+    need_kvm()
+    r = run_vmm("--kernel", build_guest("hello"), option, value)
+    one_line_error(r, pattern)

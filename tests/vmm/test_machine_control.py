@@ -1,0 +1,201 @@
+"""Machine control through QMP (real qemu.qmp client, real vmgui-vmm process, /dev/kvm):
+pause/resume really stops the vCPUs, guest power events become QMP events, exits are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+
+from tests.support import need_kvm
+from tests.vmm.vmm_process import read_until, start_vmm, stop_vmm
+
+Build = Callable[..., Path]
+
+
+async def connect(sock: Path) -> QMPClient:
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        assert time.monotonic() < deadline, "QMP socket never appeared"
+        await asyncio.sleep(0.02)
+    client = QMPClient("test")
+    await client.connect(str(sock))
+    return client
+
+
+async def next_event(listener: Any, name: str, timeout: float = 20) -> dict[str, Any]:
+    while True:
+        ev = await asyncio.wait_for(listener.get(), timeout)
+        if ev["event"] == name:
+            return dict(ev)
+
+
+def test_pause_stops_the_guest_and_resume_continues(build_guest: Build, tmp_path: Path) -> None:
+    need_kvm()
+    sock = tmp_path / "qmp.sock"
+    proc = start_vmm("--kernel", build_guest("ticker"), "--qmp", sock)
+    assert proc.stdout is not None
+
+    def drain() -> bytes:
+        with contextlib.suppress(BlockingIOError):
+            return os.read(proc.stdout.fileno(), 65536)  # type: ignore[union-attr]
+        return b""
+
+    async def scenario() -> None:
+        read_until(proc, b"tick 1\n")
+        client = await connect(sock)
+        try:
+            await client.execute("stop")
+            assert (await client.execute("query-status"))["status"] == "paused"
+            drain()
+            stats = await client.execute("x-vmgui-stats")
+            await asyncio.sleep(0.6)
+            assert drain() == b"", "the guest kept printing while paused"
+            assert (await client.execute("x-vmgui-stats"))["vcpus"] == stats["vcpus"]
+            await client.execute("cont")
+            assert (await client.execute("query-status"))["status"] == "running"
+            read_until(proc, b"tick", timeout=20)
+            stats = await client.execute("x-vmgui-stats")
+            assert stats["vcpus"][0]["exits"]["IO"] > 100
+            assert stats["pio"]["unhandled"]["0x80"] > 100  # the delay port: counted, not fatal
+            await client.execute("quit")
+        finally:
+            with contextlib.suppress(EOFError, ConnectionError):
+                await client.disconnect()
+        assert proc.wait(10) == 0
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        stop_vmm(proc)
+
+
+def test_guest_poweroff_emits_shutdown_and_exits_zero(build_guest: Build, tmp_path: Path) -> None:
+    need_kvm()
+    sock = tmp_path / "qmp.sock"
+    proc = start_vmm("--kernel", build_guest("ticker"), "--qmp", sock)
+
+    async def scenario() -> dict[str, Any]:
+        client = await connect(sock)
+        try:
+            with client.listener() as listener:
+                read_until(proc, b"tick 0\n")
+                assert proc.stdin is not None
+                proc.stdin.write(b"x")  # any byte: the ticker powers off via ACPI S5
+                proc.stdin.flush()
+                return await next_event(listener, "SHUTDOWN")
+        finally:
+            with contextlib.suppress(EOFError, ConnectionError):
+                await client.disconnect()
+
+    try:
+        event = asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert event["data"] == {"guest": True, "reason": "guest-shutdown"}
+        assert proc.wait(10) == 0
+    finally:
+        stop_vmm(proc)
+
+
+def test_system_reset_emits_reset_and_reboots(build_guest: Build, tmp_path: Path) -> None:
+    need_kvm()
+    sock = tmp_path / "qmp.sock"
+    proc = start_vmm("--on-reboot", "restart", "--kernel", build_guest("ticker"), "--qmp", sock)
+
+    async def scenario() -> dict[str, Any]:
+        client = await connect(sock)
+        try:
+            with client.listener() as listener:
+                read_until(proc, b"tick 0\n")
+                await client.execute("system_reset")
+                host = await next_event(listener, "RESET")
+                read_until(proc, b"tick 0\n")  # booted again from the start
+                assert (await client.execute("query-status"))["status"] == "running"
+                return host
+        finally:
+            with contextlib.suppress(EOFError, ConnectionError):
+                await client.disconnect()
+
+    try:
+        event = asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert event["data"]["guest"] is False
+    finally:
+        assert stop_vmm(proc) == 0
+
+
+def test_terminal_escape_quits_and_restores_the_terminal(build_guest: Build) -> None:
+    """On a terminal the console is raw (keys go to the guest); Ctrl-A x ends the VMM."""
+    need_kvm()
+    import pty
+    import termios
+
+    from tests.vmm.vmm_process import VMM, vmm_env
+
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    import subprocess
+
+    proc = subprocess.Popen(
+        [*VMM, "run", "--framebuffer", "none", "--kernel", str(build_guest("echo"))],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=vmm_env(),
+    )
+    try:
+        seen = b""
+        deadline = time.monotonic() + 20
+        while b"ready" not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 4096)
+        assert b"ready" in seen
+        os.write(master, b"a")  # reaches the guest (raw mode: no line buffering)
+        while b"<a>" not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 4096)
+        os.write(master, b"\x01x")  # Ctrl-A x is for the VMM, never the guest
+        assert proc.wait(10) == 0
+        assert termios.tcgetattr(slave) == before
+        os.set_blocking(master, False)
+        with contextlib.suppress(BlockingIOError, OSError):
+            seen += os.read(master, 4096)
+        assert b"<a>" in seen and b"<x>" not in seen and b"<\x01>" not in seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_pause_and_quit_reach_a_vcpu_blocked_in_the_kernel(build_guest: Build, tmp_path: Path) -> None:
+    """vCPU 1 never gets a SIPI, so it sits inside KVM_RUN for good: the kick must still stop
+    it for `stop`, and `quit` while paused must end the process (no stuck thread, no zombie)."""
+    need_kvm()
+    sock = tmp_path / "qmp.sock"
+    proc = start_vmm("--cpus", "2", "--kernel", build_guest("ticker"), "--qmp", sock)
+
+    async def scenario() -> None:
+        read_until(proc, b"tick 0\n")
+        client = await connect(sock)
+        try:
+            await client.execute("stop")
+            assert (await client.execute("query-status"))["status"] == "paused"
+            assert len(await client.execute("query-cpus-fast")) == 2
+            await client.execute("quit")
+        finally:
+            with contextlib.suppress(EOFError, ConnectionError):
+                await client.disconnect()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+        started = time.monotonic()
+        assert proc.wait(10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        stop_vmm(proc)

@@ -1,0 +1,62 @@
+"""Per-vCPU power-on state through the real /dev/kvm: APIC IDs in CPUID, LINT0/LINT1, MSRs,
+and a loader's CpuState landing in the registers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import need_kvm
+from vmgui.vmm import kvm
+from vmgui.vmm.boot.cpu_state import CR0_PE, CpuState, Segment
+from vmgui.vmm.vcpu_setup import (
+    APIC_LVT_LINT0,
+    APIC_LVT_LINT1,
+    APIC_MODE_EXTINT,
+    APIC_MODE_NMI,
+    MSR_MTRR_DEF_TYPE,
+    apply_cpu_state,
+    configure_vcpu,
+    vcpu_cpuid,
+)
+
+
+@pytest.fixture
+def vm() -> Iterator[tuple[kvm.Kvm, kvm.VmFd]]:
+    need_kvm()
+    with kvm.Kvm() as system:
+        vm = system.create_vm()
+        vm.create_irqchip()
+        yield system, vm
+        vm.close()
+
+
+def test_each_vcpu_gets_its_apic_id_and_lint_modes(vm: tuple[kvm.Kvm, kvm.VmFd]) -> None:
+    system, machine = vm
+    supported = system.get_supported_cpuid()
+    for index in (0, 1):
+        fd = machine.create_vcpu(index)
+        configure_vcpu(fd, supported)
+        leaf1 = next(e for e in fd.get_cpuid2() if e.function == 1)
+        assert leaf1.ebx >> 24 == index
+        assert leaf1.ecx & (1 << 31)  # hypervisor present
+        lapic = fd.get_lapic()
+        assert lapic.get_reg(APIC_LVT_LINT0) & 0x700 == APIC_MODE_EXTINT
+        assert lapic.get_reg(APIC_LVT_LINT1) & 0x700 == APIC_MODE_NMI
+        assert fd.get_msrs([MSR_MTRR_DEF_TYPE])[MSR_MTRR_DEF_TYPE] == 0x806
+        fd.close()
+    assert supported[0].function == vcpu_cpuid(supported, 5)[0].function  # source untouched
+
+
+def test_cpu_state_lands_in_registers(vm: tuple[kvm.Kvm, kvm.VmFd]) -> None:
+    _, machine = vm
+    fd = machine.create_vcpu(0)
+    code = Segment(selector=0x08, type=0xB, db=1)
+    state = CpuState(mode="protected32", rip=0x100000, rsp=0x8FF0, rbx=0x6000, cr0=CR0_PE, cs=code)
+    apply_cpu_state(fd, state)
+    regs, sregs = fd.get_regs(), fd.get_sregs()
+    assert (regs.rip, regs.rsp, regs.rbx, regs.rflags) == (0x100000, 0x8FF0, 0x6000, 2)
+    assert (sregs.cs.selector, sregs.cs.db, sregs.cs.limit) == (0x08, 1, 0xFFFFFFFF)
+    assert sregs.cr0 & CR0_PE
+    fd.close()

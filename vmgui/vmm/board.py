@@ -1,0 +1,236 @@
+"""One power-on of the machine: KVM VM, RAM, memslots, irqchip + PIT, buses, devices, the loaded
+kernel and the vCPU threads. A reset with --on-reboot restart throws the Board away and builds a
+new one (only the framebuffer memfd outlives it, so a viewer keeps its mapping).
+
+Guest-physical map and ports come from layout.py. Memslots: one per RAM region (slot 0 = low RAM,
+slot 1 = RAM above 4 GiB when present), then the framebuffer with KVM_MEM_LOG_DIRTY_PAGES.
+Interrupts: KVM's in-kernel PIC + IOAPIC + LAPICs with its default GSI routing (ISA IRQ n =
+GSI n on both); devices raise lines through KVM_IRQ_LINE, virtio through irqfd.
+SMP: the BSP (vCPU 0) starts at the loader's entry; APs wait in KVM's wait-for-SIPI state and
+are started by the guest's INIT-SIPI-SIPI through the in-kernel LAPIC, as on real hardware;
+the MP table (and the ACPI MADT when ACPI tables are built) list every vCPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vmgui.vmm import kvm, layout
+from vmgui.vmm.acpi import build_acpi
+from vmgui.vmm.boot import BootError, CpuState, build_mptable, detect_kernel, load_bzimage, load_pvh
+from vmgui.vmm.boot.screen_info import FramebufferInfo as ScreenInfo
+from vmgui.vmm.config import MachineConfig
+from vmgui.vmm.devices.acpi_pm import PM_PORTS_SIZE, AcpiPmPorts, GenericEventDevice
+from vmgui.vmm.devices.bus import Bus
+from vmgui.vmm.devices.framebuffer import Framebuffer
+from vmgui.vmm.devices.i8042 import I8042
+from vmgui.vmm.devices.rtc import Rtc
+from vmgui.vmm.devices.serial import Serial
+from vmgui.vmm.errors import VmmError
+from vmgui.vmm.memory import GuestMemory, GuestMemoryError
+from vmgui.vmm.vcpu import VcpuEvent, VcpuThread
+from vmgui.vmm.vcpu_setup import apply_cpu_state, configure_vcpu
+from vmgui.vmm.virtio.attach import VirtioDevices, add_virtio_devices
+
+
+@dataclass
+class BoardHooks:
+    """How devices reach the outside: all called on vCPU (or I/O) threads."""
+
+    serial_out: Callable[[bytes], None]
+    serial_rx_empty: Callable[[], None]
+    poweroff: Callable[[str], None]  # reason
+    reset: Callable[[str], None]  # reason
+    vcpu_event: Callable[[VcpuEvent], None]
+
+
+@dataclass(frozen=True)
+class BootImage:
+    """The files a Board loads, read once up front so every error is found before starting."""
+
+    kernel: bytes
+    initrd: bytes | None
+    kind: str  # "bzimage" | "pvh"
+
+
+def read_boot_image(cfg: MachineConfig) -> BootImage:
+    try:
+        with open(cfg.kernel, "rb") as f:
+            kernel = f.read()
+        initrd = None
+        if cfg.initrd is not None:
+            with open(cfg.initrd, "rb") as f:
+                initrd = f.read()
+    except OSError as e:
+        raise VmmError(f"cannot read {e.filename}: {e.strerror}") from None
+    try:
+        kind = detect_kernel(kernel)
+    except BootError as e:
+        raise VmmError(f"{cfg.kernel}: {e}") from None
+    return BootImage(kernel, initrd, kind)
+
+
+class Board:
+    """Everything one power-on owns; `close()` releases it all (fds, memory, threads)."""
+
+    def __init__(
+        self,
+        cfg: MachineConfig,
+        system: kvm.Kvm,
+        image: BootImage,
+        framebuffer: Framebuffer | None,
+        hooks: BoardHooks,
+    ) -> None:
+        self.cfg = cfg
+        self.hooks = hooks
+        self.framebuffer = framebuffer
+        self.fb_slot = -1
+        self.vcpus: list[VcpuThread] = []
+        self.pio = Bus("pio")
+        self.mmio = Bus("mmio")
+        self.vm: kvm.VmFd | None = None
+        self.mem: GuestMemory | None = None
+        self.virtio: VirtioDevices | None = None
+        try:
+            self._build(system, image)
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- assembly
+
+    def _build(self, system: kvm.Kvm, image: BootImage) -> None:
+        cfg = self.cfg
+        try:
+            self.mem = mem = GuestMemory.create(cfg.memory)
+        except (OSError, ValueError) as e:
+            raise VmmError(f"cannot allocate {cfg.memory >> 20} MiB of guest memory: {e}") from None
+        self.vm = vm = system.create_vm()
+        vm.set_tss_addr(layout.KVM_TSS)
+        vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP)
+        vm.create_irqchip()
+        vm.create_pit2()
+        for slot, region in enumerate(mem.regions):
+            vm.set_user_memory_region(slot, region.guest_addr, region.size, region.host_addr)
+        if self.framebuffer is not None:
+            fb = self.framebuffer
+            self.fb_slot = len(mem.regions)
+            vm.set_user_memory_region(
+                self.fb_slot,
+                fb.info.base,
+                fb.info.size,
+                fb.region.host_addr,
+                kvm.KVM_MEM_LOG_DIRTY_PAGES,
+            )
+        self._add_devices(vm)
+        self.virtio = add_virtio_devices(vm, mem, self.mmio, cfg.virtio)
+        state = self._load(mem, image)
+        supported = system.get_supported_cpuid()
+        for index in range(cfg.cpus):
+            fd = vm.create_vcpu(index)
+            configure_vcpu(fd, supported)
+            if index == 0:
+                apply_cpu_state(fd, state)
+            self.vcpus.append(VcpuThread(fd, self.pio, self.mmio, self.hooks.vcpu_event))
+
+    def _irq_line(self, gsi: int) -> Callable[[bool], None]:
+        vm = self.vm
+        assert vm is not None
+        return lambda level: vm.irq_line(gsi, level)
+
+    def _add_devices(self, vm: kvm.VmFd) -> None:
+        self.serial = Serial(
+            self.hooks.serial_out,
+            self._irq_line(layout.SERIAL_COM1_IRQ),
+            self.hooks.serial_rx_empty,
+        )
+        self.pio.register(layout.SERIAL_COM1, Serial.PORT_COUNT, self.serial, "serial")
+        self.i8042 = I8042(
+            self._irq_line(layout.I8042_IRQ),
+            lambda: self.hooks.reset("i8042 reset line"),
+            self._irq_line(layout.I8042_AUX_IRQ),
+        )
+        self.pio.register(layout.I8042_DATA, I8042.PORT_COUNT, self.i8042, "i8042")
+        self.rtc = Rtc(self.cfg.memory, self._irq_line(layout.RTC_IRQ), self.cfg.cpus)
+        self.pio.register(layout.RTC_INDEX, Rtc.PORT_COUNT, self.rtc, "rtc")
+        self.acpi_pm = AcpiPmPorts(
+            lambda: self.hooks.poweroff("ACPI S5"), lambda: self.hooks.reset("ACPI reset")
+        )
+        self.pio.register(layout.ACPI_SLEEP_CONTROL, PM_PORTS_SIZE, self.acpi_pm, "acpi-pm")
+        self.ged = GenericEventDevice(self._irq_line(layout.ACPI_GED_IRQ))
+        self.mmio.register(layout.ACPI_GED_BASE, layout.ACPI_GED_SIZE, self.ged, "acpi-ged")
+
+    def _load(self, mem: GuestMemory, image: BootImage) -> CpuState:
+        cfg = self.cfg
+        # virtio devices are announced on the command line (PVH: in hvm_start_info), not in the
+        # DSDT as well: both would make Linux probe each device twice.
+        virtio_words = self.virtio.cmdline if self.virtio is not None else ""
+        cmdline = f"{cfg.cmdline} {virtio_words}".strip()
+        try:
+            build_mptable(mem, cfg.cpus)
+            rsdp = build_acpi(mem, cfg.cpus, virtio_devices=0)
+            if image.kind == "bzimage":
+                screen = None
+                if self.framebuffer is not None:
+                    i = self.framebuffer.info
+                    screen = ScreenInfo(i.base, i.width, i.height, i.stride)
+                return load_bzimage(mem, image.kernel, cmdline, image.initrd, screen, rsdp)
+            return load_pvh(mem, image.kernel, cmdline, image.initrd, rsdp)
+        except BootError as e:
+            raise VmmError(f"{cfg.kernel}: {e}") from None
+        except GuestMemoryError as e:
+            raise VmmError(f"{cfg.kernel}: does not fit in guest memory: {e}") from None
+
+    # ---- running
+
+    def start(self) -> None:
+        for v in self.vcpus:
+            v.start()
+
+    def pause(self, timeout: float = 5.0) -> bool:
+        for v in self.vcpus:
+            v.request_pause()
+        return all(v.wait_paused(timeout) for v in self.vcpus)
+
+    def resume(self) -> None:
+        for v in self.vcpus:
+            v.resume()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End every vCPU thread; True when all have ended."""
+        for v in self.vcpus:
+            v.request_quit()
+        return all(v.join(timeout) for v in self.vcpus)
+
+    def dirty_log(self) -> bytes | None:
+        if self.vm is None or self.framebuffer is None:
+            return None
+        return bytes(self.vm.get_dirty_log(self.fb_slot, self.framebuffer.info.size))
+
+    def close(self) -> None:
+        self.stop()
+        for v in self.vcpus:
+            v.fd.close()
+        self.vcpus = []
+        if self.virtio is not None:
+            self.virtio.close()
+            self.virtio = None
+        if self.vm is not None:
+            self.vm.close()
+            self.vm = None
+        if self.mem is not None:
+            with contextlib.suppress(BufferError, OSError):
+                self.mem.close()
+            self.mem = None
+
+
+def process_rss() -> int:
+    """Resident set size of this process in bytes (from /proc/self/statm)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

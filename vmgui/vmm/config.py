@@ -1,0 +1,118 @@
+"""What to build: the machine configuration the CLI (or the GUI's backend) hands to Machine.
+
+Kept apart from machine.py so options can be added without touching assembly: a new device kind
+is one field here, one argparse option in cli.py, one construction step in board.py. Virtio
+devices arrive as factories so this module needs no virtio imports (see `VirtioFactory`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vmgui.vmm import layout
+from vmgui.vmm.acpi.tables import MAX_CPUS as MADT_MAX_CPUS
+from vmgui.vmm.boot.mptable import MAX_CPUS as MPTABLE_MAX_CPUS
+from vmgui.vmm.errors import VmmError
+
+MiB = 1 << 20
+GiB = 1 << 30
+DEFAULT_MEMORY = 256 * MiB
+MIN_MEMORY = 2 * MiB  # below 1 MiB there is no room for a PVH/bzImage kernel at HIMEM_START
+MAX_MEMORY = 64 * GiB
+#: What the MP table (and the MADT) can describe; Machine also checks KVM_CAP_MAX_VCPUS.
+MAX_CPUS = min(MPTABLE_MAX_CPUS, MADT_MAX_CPUS)
+DEFAULT_FRAMEBUFFER = (1024, 768)
+
+#: A callable returning a fresh virtio device model (vmgui.vmm.virtio.device.VirtioDevice);
+#: called once per power-on so a reset gets a clean device.
+VirtioFactory = Callable[[], Any]
+OnReboot = Literal["stop", "restart"]
+
+
+@dataclass(frozen=True)
+class SerialSink:
+    """Where COM1 goes: "stdio" (and stdin feeds it), "file" (output appended to path), "none"."""
+
+    kind: Literal["stdio", "file", "none"] = "stdio"
+    path: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SerialSink:
+        if text in ("stdio", "none"):
+            return cls(text)  # type: ignore[arg-type]
+        if text.startswith("file:") and len(text) > 5:
+            return cls("file", text[5:])
+        raise VmmError(f"--serial {text!r}: expected stdio, none or file:PATH")
+
+
+@dataclass
+class MachineConfig:
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = ""
+    memory: int = DEFAULT_MEMORY
+    cpus: int = 1
+    framebuffer: tuple[int, int] | None = DEFAULT_FRAMEBUFFER
+    serial: SerialSink = field(default_factory=SerialSink)
+    qmp: str | None = None
+    on_reboot: OnReboot = "stop"
+    #: virtio-mmio devices in slot order (layout.VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE).
+    virtio: list[VirtioFactory] = field(default_factory=list)
+    #: The VM's name: seeds stable per-VM identities (e.g. the virtio-net MAC address).
+    name: str = "vmgui"
+
+    def validate(self) -> None:
+        """Raise VmmError with one line for the first thing that cannot work."""
+        for what, path in (("kernel", self.kernel), ("initrd", self.initrd)):
+            if path is None:
+                continue
+            if not os.path.exists(path):
+                raise VmmError(f"{what} file not found: {path}")
+            if not os.path.isfile(path):
+                raise VmmError(f"{what} is not a regular file: {path}")
+            if not os.access(path, os.R_OK):
+                raise VmmError(f"{what} file is not readable: {path}")
+        if not MIN_MEMORY <= self.memory <= MAX_MEMORY:
+            raise VmmError(
+                f"memory size {format_size(self.memory)} is out of range "
+                f"({format_size(MIN_MEMORY)}..{format_size(MAX_MEMORY)})"
+            )
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise VmmError(f"--cpus {self.cpus}: must be 1..{MAX_CPUS}")
+        if self.on_reboot not in ("stop", "restart"):
+            raise VmmError(f"--on-reboot {self.on_reboot!r}: expected stop or restart")
+        if len(self.virtio) > layout.VIRTIO_MAX_DEVICES:
+            raise VmmError(f"at most {layout.VIRTIO_MAX_DEVICES} virtio devices")
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": MiB, "K": 1 << 10, "M": MiB, "G": GiB, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """QEMU-style memory size: "256M", "1G", "512MiB"; a bare number means MiB."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise VmmError(f"memory size {text!r}: expected a number with an optional K/M/G suffix")
+    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("G", GiB), ("M", MiB), ("K", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n}B"
+
+
+def parse_framebuffer(text: str) -> tuple[int, int] | None:
+    """"WxH" or "none"."""
+    if text == "none":
+        return None
+    m = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not m:
+        raise VmmError(f"--framebuffer {text!r}: expected WIDTHxHEIGHT (e.g. 1024x768) or none")
+    return int(m.group(1)), int(m.group(2))

@@ -18,7 +18,7 @@ APP_PKGS=(
 )
 TEST_PKGS=(
   xvfb gcc-multilib binutils desktop-file-utils appstream cpio xz-utils zstd
-  procps iproute2
+  procps iproute2 acpica-tools systemd
 )
 
 as_root() {
@@ -30,7 +30,7 @@ as_root() {
 install_debs() {
   local missing=() p
   local installed
-  installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null | awk '$2=="installed"{print $1}')"
+  installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null | awk '$2=="installed"{print $1}' || true)"
   for p in "$@"; do
     grep -qx "$p" <<<"$installed" || missing+=("$p")
   done

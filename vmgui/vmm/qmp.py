@@ -1,0 +1,412 @@
+"""QMP control socket: a subset of the QEMU Machine Protocol, so standard clients drive our VMM.
+
+Wire format as QEMU's: the server greets with {"QMP": {...}}, a client must send
+`qmp_capabilities` before anything else, then `{"execute": CMD, "arguments": {...}, "id": ...}`
+gets `{"return": ...}` or `{"error": {"class", "desc"}}` with `id` echoed; asynchronous events are
+`{"event", "data", "timestamp": {"seconds", "microseconds"}}`. Every message we send ends in CRLF.
+
+`x-vmgui-framebuffer` is ours: its JSON return travels with the framebuffer memfd attached to the
+first byte of the reply line as SCM_RIGHTS ancillary data (receive it with recvmsg).
+
+Threading: the server runs on one asyncio loop (the caller's, via `start()`, or its own thread via
+`start_thread()`); VmControl methods are called on that loop's thread. `emit()` may be called from
+any thread (vCPU threads).
+
+Events: the server emits the events of host commands itself after the VmControl call returned --
+STOP (`stop` while running), RESUME (`cont`), POWERDOWN (`system_powerdown`),
+RESET {guest: false, reason: "host-qmp-system-reset"}, SHUTDOWN {guest: false, reason:
+"host-qmp-quit"}. The machine emits what the guest causes: SHUTDOWN {guest: true, reason:
+"guest-shutdown" | "guest-reset"}, RESET {guest: true, reason: "guest-reset"}, and STOP when the VM
+stops by itself (e.g. an emulation failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vmgui.vmm.devices.framebuffer import Framebuffer, Rect
+from vmgui.vmm.keymap import KeyEncoder
+from vmgui.vmm.qmp_commands import COMMANDS, PACKAGE, QEMU_VERSION, no_extra
+from vmgui.vmm.qmp_wire import (
+    JsonSplitter,
+    QmpError,
+    bind_unix_socket,
+    encode,
+    error_reply,
+    send_with_fd,
+    timestamp,
+)
+
+__all__ = ["CpuInfo", "QmpError", "QmpServer", "VmControl", "bind_unix_socket"]
+
+log = logging.getLogger(__name__)
+
+#: Unread replies/events queued for one client before it is disconnected as stuck.
+MAX_QUEUED = 4096
+#: QEMU RunState values we use.
+RUN_STATES = ("running", "paused", "shutdown", "internal-error", "prelaunch", "guest-panicked")
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """One vCPU as query-cpus-fast reports it (thread_id: the host thread running it)."""
+
+    index: int
+    thread_id: int
+
+
+class VmControl(Protocol):
+    """What the QMP server needs from the machine (implemented in machine.py).
+
+    Methods raise `QmpError` (or ValueError/OSError, reported as GenericError) to refuse.
+    """
+
+    def status(self) -> str:
+        """Current QEMU RunState: one of RUN_STATES."""
+        ...
+
+    def pause(self) -> None:
+        """Stop all vCPUs (kick them out of KVM_RUN); return once they are stopped."""
+        ...
+
+    def resume(self) -> None: ...
+
+    def powerdown(self) -> None:
+        """Press the ACPI power button (GED event + SCI); the guest decides what to do."""
+        ...
+
+    def reset(self) -> None: ...
+
+    def quit(self) -> None:
+        """End the VMM; may return before the vCPUs have stopped."""
+        ...
+
+    def send_keys(self, scancodes: bytes) -> None:
+        """Feed one key event's PC set-2 bytes (make, or F0/E0 F0 break) to the i8042 keyboard
+        (I8042.key_event; it translates to set 1 itself)."""
+        ...
+
+    def screendump(self, path: str, fmt: str) -> None:
+        """Write the framebuffer to `path` as "ppm" or "png" (Framebuffer.screendump)."""
+        ...
+
+    def cpus(self) -> list[CpuInfo]: ...
+
+    def framebuffer(self) -> Framebuffer | None: ...
+
+    def dirty(self, consumer: Hashable) -> list[Rect]:
+        """Damage since `consumer` last asked: fetch KVM's dirty log into the Framebuffer, then
+        return Framebuffer.take_damage(consumer)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-able counters: exits by reason per vCPU, I/O counts, unhandled I/O, uptime, RSS."""
+        ...
+
+
+class Client:
+    """One connection: negotiation state and an ordered outgoing queue."""
+
+    def __init__(self, sock: socket.socket, number: int) -> None:
+        self.sock = sock
+        self.number = number
+        self.negotiated = False
+        self.queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, data: bytes, fd: int = -1) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() >= MAX_QUEUED:
+            # A client that never reads must not grow our memory: hang up on it.
+            self.closed = True
+            self.queue.put_nowait(None)
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            return
+        self.queue.put_nowait((data, fd))
+
+
+class QmpServer:
+    """Serves QMP on a Unix socket (mode 0600) to any number of clients."""
+
+    def __init__(self, control: VmControl, path: str | os.PathLike[str]) -> None:
+        self.control = control
+        self.path = os.fspath(path)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: socket.socket | None = None
+        self._inode: tuple[int, int] | None = None
+        self._clients: set[Client] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_client = 0
+        self.keys = KeyEncoder()
+        self._input: asyncio.Queue[tuple[bytes, float]] | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Bind the socket and accept clients on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._listener = bind_unix_socket(self.path)
+        st = os.stat(self.path)
+        self._inode = (st.st_dev, st.st_ino)
+        self._input = asyncio.Queue()
+        self._spawn(self._accept_loop())
+        self._spawn(self._input_loop())
+
+    async def aclose(self) -> None:
+        """Stop accepting, disconnect clients, remove our socket file (if it is still ours)."""
+        if self._listener is not None:
+            self._unlink_if_ours()
+            self._listener.close()
+            self._listener = None
+        for client in list(self._clients):
+            client.closed = True
+            client.queue.put_nowait(None)
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in list(self._clients):
+            client.sock.close()
+        self._clients.clear()
+
+    def start_thread(self) -> None:
+        """Run the server on its own loop in a daemon thread; returns once the socket listens."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as e:  # reported to the caller below
+                failure.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.aclose())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="qmp", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+
+    def stop_thread(self, timeout: float = 5.0) -> None:
+        """Flush queued events to clients, then stop the thread started by start_thread()."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(lambda: self._spawn(self._drain_and_stop(loop)))
+        thread.join(timeout)
+        self._thread = None
+
+    async def _drain_and_stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = loop.time() + 1.0
+        while any(not c.queue.empty() for c in self._clients) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        loop.stop()
+
+    def _unlink_if_ours(self) -> None:
+        with contextlib.suppress(OSError):
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._inode:
+                os.unlink(self.path)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- events
+
+    def emit(self, event: str, data: dict[str, Any] | None = None) -> None:
+        """Send an event to every negotiated client; callable from any thread."""
+        msg: dict[str, Any] = {"event": event}
+        if data is not None:
+            msg["data"] = data
+        msg["timestamp"] = timestamp()
+        encoded = encode(msg)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._broadcast(encoded)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
+                loop.call_soon_threadsafe(self._broadcast, encoded)
+
+    def _broadcast(self, encoded: bytes) -> None:
+        for client in self._clients:
+            if client.negotiated:
+                client.send(encoded)
+
+    # ---- connections
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        while True:
+            sock, _ = await loop.sock_accept(self._listener)
+            sock.setblocking(False)
+            self._next_client += 1
+            client = Client(sock, self._next_client)
+            self._clients.add(client)
+            self._spawn(self._serve(client))
+
+    async def _serve(self, client: Client) -> None:
+        loop = asyncio.get_running_loop()
+        writer = asyncio.ensure_future(self._write_loop(client))
+        greeting = {
+            "QMP": {
+                "version": {"qemu": QEMU_VERSION, "package": PACKAGE},
+                "capabilities": [],
+            }
+        }
+        client.send(encode(greeting))
+        splitter = JsonSplitter()
+        try:
+            while not client.closed:
+                data = await loop.sock_recv(client.sock, 65536)
+                if not data:
+                    break
+                for item in splitter.feed(data):
+                    reply = await self._handle(client, item)
+                    if reply is not None:
+                        client.send(*reply)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            client.closed = True
+            client.queue.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(writer, 1.0)
+            writer.cancel()
+            self._clients.discard(client)
+            client.sock.close()
+            fb = self.control.framebuffer()
+            if fb is not None:
+                fb.damage.forget(client.number)  # its pending damage is of no use to anyone
+
+    async def _write_loop(self, client: Client) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                item = await client.queue.get()
+                if item is None:
+                    return
+                data, fd = item
+                if fd >= 0:
+                    sent = await send_with_fd(loop, client.sock, data, fd)
+                    data = data[sent:]
+                if data:
+                    await loop.sock_sendall(client.sock, data)
+        except (ConnectionError, OSError):
+            client.closed = True
+
+    # ---- dispatch
+
+    async def _handle(self, client: Client, item: bytes | QmpError) -> tuple[bytes, int] | None:
+        if isinstance(item, QmpError):
+            return encode(error_reply(item)), -1
+        try:
+            request = json.loads(item)
+        except (ValueError, RecursionError) as e:
+            return encode(error_reply(QmpError(f"JSON parse error, {e}"))), -1
+        if not isinstance(request, dict):
+            return encode(error_reply(QmpError("QMP input must be a JSON object"))), -1
+        reply_id = {"id": request["id"]} if "id" in request else {}
+        try:
+            result, fd = await self._execute(client, request)
+            reply = encode({"return": result, **reply_id})
+        except QmpError as e:
+            return encode({**error_reply(e), **reply_id}), -1
+        except (ValueError, OSError) as e:
+            return encode({**error_reply(QmpError(str(e))), **reply_id}), -1
+        except Exception as e:  # a bug behind one command must not take the control socket down
+            log.exception("QMP command %r failed", request.get("execute"))
+            return encode({**error_reply(QmpError(f"internal error: {e}")), **reply_id}), -1
+        return reply, fd
+
+    async def _execute(self, client: Client, request: dict[str, Any]) -> tuple[Any, int]:
+        for key in request:
+            if key not in ("execute", "arguments", "id", "exec-oob"):
+                raise QmpError(f"QMP input member '{key}' is unexpected")
+        if "exec-oob" in request:
+            raise QmpError(
+                "QMP input member 'exec-oob' is unexpected: out-of-band is not supported"
+            )
+        if "execute" not in request:
+            raise QmpError("QMP input lacks member 'execute'")
+        name = request["execute"]
+        if not isinstance(name, str):
+            raise QmpError("QMP input member 'execute' must be a string")
+        args = request.get("arguments", {})
+        if not isinstance(args, dict):
+            raise QmpError("QMP input member 'arguments' must be an object")
+        if name == "qmp_capabilities":
+            if client.negotiated:
+                raise QmpError(
+                    "Capabilities negotiation is already complete, command ignored",
+                    "CommandNotFound",
+                )
+            no_extra(args, ("enable",))
+            if args.get("enable"):
+                raise QmpError("Capability 'oob' not available")
+            client.negotiated = True
+            return {}, -1
+        if not client.negotiated:
+            raise QmpError(
+                "Expecting capabilities negotiation with 'qmp_capabilities'", "CommandNotFound"
+            )
+        handler = COMMANDS.get(name)
+        if handler is None:
+            raise QmpError(f"The command {name} has not been found", "CommandNotFound")
+        result = handler(self, client, args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        if isinstance(result, tuple):
+            return result
+        return result, -1
+
+    # ---- keyboard input, serialised so holds and releases keep their order
+
+    def queue_key(self, scancodes: bytes, delay_after: float = 0.0) -> None:
+        """One key event; the input loop delivers events in order, sleeping `delay_after`."""
+        assert self._input is not None
+        self._input.put_nowait((scancodes, delay_after))
+
+    async def _input_loop(self) -> None:
+        assert self._input is not None
+        while True:
+            codes, delay = await self._input.get()
+            if codes:
+                try:
+                    self.control.send_keys(codes)
+                except Exception:  # a broken keyboard must not take the control socket down
+                    log.exception("send_keys failed")
+            if delay > 0:
+                await asyncio.sleep(delay)

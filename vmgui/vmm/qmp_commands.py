@@ -1,0 +1,268 @@
+"""QMP commands: argument checking and one handler per command, QEMU's names and semantics.
+
+A handler gets the server (for the VmControl, events and the keyboard queue), the calling client
+and the arguments; it returns the JSON result, or (result, fd) to pass an fd along with it, and
+refuses with QmpError. Commands that change run state emit their event after the VmControl call
+succeeded (see qmp.py for which events come from where).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from vmgui.vmm.keymap import KeymapError, qcode_for_number
+from vmgui.vmm.qmp_wire import QmpError
+
+if TYPE_CHECKING:
+    from vmgui.vmm.qmp import Client, QmpServer
+
+QEMU_VERSION = {"major": 8, "minor": 2, "micro": 0}
+PACKAGE = "vmgui-vmm"
+#: QEMU's default `send-key` hold time in milliseconds.
+DEFAULT_HOLD_MS = 100
+MAX_HOLD_MS = 10_000
+MAX_KEYS = 16
+
+Handler = Callable[["QmpServer", "Client", dict[str, Any]], Any]
+
+
+_TYPE_NAMES = {str: "string", bool: "boolean", int: "int", list: "array", dict: "object"}
+
+
+def arg(args: dict[str, Any], name: str, typ: type, default: Any = ..., prefix: str = "") -> Any:
+    if name not in args:
+        if default is ...:
+            raise QmpError(f"Parameter '{prefix}{name}' is missing")
+        return default
+    value = args[name]
+    ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+    if not ok:
+        raise QmpError(f"Invalid parameter type for '{prefix}{name}', expected: {_TYPE_NAMES[typ]}")
+    return value
+
+
+def no_extra(args: dict[str, Any], allowed: tuple[str, ...], prefix: str = "") -> None:
+    for name in args:
+        if name not in allowed:
+            raise QmpError(f"Parameter '{prefix}{name}' is unexpected")
+
+
+def _key_qcode(key: Any, where: str) -> str:
+    """A KeyValue ({"type": "qcode"|"number", "data": ...}) -> qcode name."""
+    if not isinstance(key, dict):
+        raise QmpError(f"Invalid parameter type for '{where}', expected: object")
+    kind = arg(key, "type", str, prefix=f"{where}.")
+    if kind == "qcode":
+        no_extra(key, ("type", "data"), f"{where}.")
+        return str(arg(key, "data", str, prefix=f"{where}."))
+    if kind == "number":
+        no_extra(key, ("type", "data"), f"{where}.")
+        number = arg(key, "data", int, prefix=f"{where}.")
+        try:
+            return qcode_for_number(number)
+        except KeymapError as e:
+            raise QmpError(str(e)) from None
+    raise QmpError(f"Parameter '{where}.type' does not accept value '{kind}'")
+
+
+def _cmd_query_status(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    status = server.control.status()
+    return {"running": status == "running", "singlestep": False, "status": status}
+
+
+def _cmd_stop(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    was = server.control.status()
+    if was == "running":
+        server.control.pause()
+        server.emit("STOP")
+    return {}
+
+
+def _cmd_cont(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    status = server.control.status()
+    if status == "running":
+        return {}
+    if status in ("shutdown", "internal-error", "guest-panicked"):
+        raise QmpError("Resetting the Virtual Machine is required")
+    server.control.resume()
+    server.emit("RESUME")
+    return {}
+
+
+def _cmd_system_powerdown(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    server.control.powerdown()
+    server.emit("POWERDOWN")
+    return {}
+
+
+def _cmd_system_reset(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    server.control.reset()
+    server.emit("RESET", {"guest": False, "reason": "host-qmp-system-reset"})
+    return {}
+
+
+def _cmd_quit(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    loop = asyncio.get_running_loop()
+
+    def finish() -> None:
+        # After the reply is queued, as QEMU: return first, then SHUTDOWN, then the process ends.
+        server.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
+        server.control.quit()
+
+    loop.call_soon(finish)
+    return {}
+
+
+def _cmd_send_key(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ("keys", "hold-time"))
+    keys = arg(args, "keys", list)
+    hold = arg(args, "hold-time", int, DEFAULT_HOLD_MS)
+    if not keys:
+        raise QmpError("Parameter 'keys' must not be empty")
+    if len(keys) > MAX_KEYS:
+        raise QmpError(f"Too many keys: at most {MAX_KEYS} at once")
+    if not 0 <= hold <= MAX_HOLD_MS:
+        raise QmpError(f"Parameter 'hold-time' must be between 0 and {MAX_HOLD_MS} ms")
+    qcodes = [_key_qcode(k, f"keys[{i}]") for i, k in enumerate(keys)]
+    try:
+        presses = [server.keys.encode(q, True) for q in qcodes]
+        releases = [server.keys.encode(q, False) for q in reversed(qcodes)]
+    except KeymapError as e:
+        raise QmpError(str(e)) from None
+    for i, codes in enumerate(presses):
+        server.queue_key(codes, hold / 1000.0 if i == len(presses) - 1 else 0.0)
+    for codes in releases:
+        server.queue_key(codes)
+    return {}
+
+
+def _cmd_input_send_event(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ("events", "device", "head"))
+    events = arg(args, "events", list)
+    arg(args, "device", str, None)
+    arg(args, "head", int, None)
+    parsed: list[tuple[str, bool]] = []
+    for i, ev in enumerate(events):
+        where = f"events[{i}]"
+        if not isinstance(ev, dict):
+            raise QmpError(f"Invalid parameter type for '{where}', expected: object")
+        kind = arg(ev, "type", str, prefix=f"{where}.")
+        data = arg(ev, "data", dict, prefix=f"{where}.")
+        if kind in ("btn", "rel", "abs", "mtt"):
+            raise QmpError(
+                f"Input event type '{kind}' is not supported: this machine has no pointing device"
+            )
+        if kind != "key":
+            raise QmpError(f"Parameter '{where}.type' does not accept value '{kind}'")
+        no_extra(data, ("down", "key"), f"{where}.data.")
+        down = arg(data, "down", bool, prefix=f"{where}.data.")
+        key = arg(data, "key", dict, prefix=f"{where}.data.")
+        parsed.append((_key_qcode(key, f"{where}.data.key"), down))
+    try:
+        events = [server.keys.encode(q, down) for q, down in parsed]
+    except KeymapError as e:
+        raise QmpError(str(e)) from None
+    for codes in events:
+        server.queue_key(codes)
+    return {}
+
+
+def _cmd_screendump(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ("filename", "device", "head", "format"))
+    filename = arg(args, "filename", str)
+    device = arg(args, "device", str, None)
+    head = arg(args, "head", int, None)
+    fmt = arg(args, "format", str, "ppm")
+    if fmt not in ("ppm", "png"):
+        raise QmpError(f"Parameter 'format' does not accept value '{fmt}'")
+    if device is not None:
+        raise QmpError(f"Device '{device}' not found", "DeviceNotFound")
+    if head not in (None, 0):
+        raise QmpError(f"Head '{head}' not found for the framebuffer")
+    if server.control.framebuffer() is None:
+        raise QmpError("There is no console to take a screendump from")
+    try:
+        server.control.screendump(filename, fmt)
+    except OSError as e:
+        raise QmpError(f"failed to write '{filename}': {e.strerror or e}") from None
+    return {}
+
+
+def _cmd_query_cpus_fast(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    return [
+        {
+            "cpu-index": cpu.index,
+            "qom-path": f"/machine/unattached/device[{cpu.index}]",
+            "thread-id": cpu.thread_id,
+            "props": {"core-id": 0, "thread-id": 0, "socket-id": cpu.index},
+            "target": "x86_64",
+        }
+        for cpu in server.control.cpus()
+    ]
+
+
+def _cmd_query_version(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    return {"qemu": QEMU_VERSION, "package": PACKAGE}
+
+
+def _cmd_query_commands(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    return [{"name": name} for name in ["qmp_capabilities", *COMMANDS]]
+
+
+def _cmd_framebuffer(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    fb = server.control.framebuffer()
+    if fb is None:
+        raise QmpError("This machine has no framebuffer", "DeviceNotFound")
+    i = fb.info
+    info = {
+        "width": i.width,
+        "height": i.height,
+        "stride": i.stride,
+        "format": "x8r8g8b8",
+        "size": i.size,
+        "base": i.base,
+    }
+    return info, fb.fd
+
+
+def _cmd_dirty(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    if server.control.framebuffer() is None:
+        raise QmpError("This machine has no framebuffer", "DeviceNotFound")
+    return [r.as_dict() for r in server.control.dirty(client.number)]
+
+
+def _cmd_stats(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+    no_extra(args, ())
+    return server.control.stats()
+
+
+COMMANDS: dict[str, Handler] = {
+    "query-status": _cmd_query_status,
+    "stop": _cmd_stop,
+    "cont": _cmd_cont,
+    "system_powerdown": _cmd_system_powerdown,
+    "system_reset": _cmd_system_reset,
+    "quit": _cmd_quit,
+    "send-key": _cmd_send_key,
+    "input-send-event": _cmd_input_send_event,
+    "screendump": _cmd_screendump,
+    "query-cpus-fast": _cmd_query_cpus_fast,
+    "query-version": _cmd_query_version,
+    "query-commands": _cmd_query_commands,
+    "x-vmgui-framebuffer": _cmd_framebuffer,
+    "x-vmgui-dirty": _cmd_dirty,
+    "x-vmgui-stats": _cmd_stats,
+}

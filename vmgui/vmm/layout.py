@@ -48,6 +48,7 @@ SERIAL_COM1_IRQ = 4
 I8042_DATA = 0x60
 I8042_COMMAND = 0x64
 I8042_IRQ = 1
+I8042_AUX_IRQ = 12  # PS/2 aux port; nothing is attached, see devices/i8042.py
 RTC_INDEX = 0x70
 RTC_DATA = 0x71
 RTC_IRQ = 8

@@ -1,0 +1,59 @@
+"""Hypothesis strategies for hostile virtio drivers (used by test_fuzz.py and bench/fuzz_virtio.py)."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import strategies as st
+
+from tests.vmm.virtio.fuzzing import ADDRESS_CHOICES, DEVICES, FuzzCase
+from vmgui.vmm.virtio.queue import VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
+
+u16 = st.integers(0, 0xFFFF)
+# Each field is mostly plausible (so requests get through to the device code) and sometimes
+# hostile (so every check is hit).
+small_index = st.one_of(st.integers(0, 7), st.integers(0, 7), st.integers(0, 7), u16)
+addresses = st.one_of(st.integers(0x100000, 0x10FFFF), st.integers(0x100000, 0x10FFFF),
+                      st.sampled_from(ADDRESS_CHOICES), st.integers(0, (1 << 64) - 1))
+lengths = st.one_of(st.integers(0, 0x1200), st.sampled_from([1, 16, 512, 1024, 4096]),
+                    st.sampled_from([0, 17, 1 << 20, 0xFFFF_FFFF]))
+plausible_flags = st.sampled_from([0, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+                                   VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE])
+flags = st.one_of(plausible_flags, plausible_flags, plausible_flags,
+                  st.just(VIRTQ_DESC_F_INDIRECT), u16)
+descriptor = st.tuples(addresses, lengths, flags, small_index)
+blk_header = st.builds(
+    lambda kind, sector: struct.pack("<IIQ", kind, 0, sector),
+    st.sampled_from([0, 0, 1, 1, 4, 8, 11, 99]),
+    st.one_of(st.integers(0, 70), st.integers(0, (1 << 64) - 1)),
+)
+reg_op = st.tuples(
+    st.booleans(),
+    st.one_of(st.integers(0, 0x0FF).map(lambda x: x & ~3), st.integers(0, 0x140)),
+    st.sampled_from([1, 2, 4, 8]),
+    st.one_of(st.integers(0, 0xFF), st.integers(0, 0xFFFF_FFFF)),
+)
+
+
+def _mostly(usual: int, others: list[int]) -> st.SearchStrategy[int]:
+    """`usual` about 2 times in 3, else one of `others` (one_of weights are not reliable)."""
+    n = len(others)
+    return st.integers(0, 3 * n - 1).map(lambda i: others[i - 2 * n] if i >= 2 * n else usual)
+
+
+@st.composite
+def fuzz_cases(draw: st.DrawFn, device: str | None = None) -> FuzzCase:
+    kind = device or draw(st.sampled_from(DEVICES))
+    return FuzzCase(
+        device=kind,
+        queue_size=draw(_mostly(8, [1, 2, 4, 16, 256, 3, 0, 512, 0xFFFF_FFFF])),
+        event_idx=draw(st.booleans()),
+        kick=draw(_mostly(1 if kind == "net" else 0, [0, 1, 2, 0xFFFF])),
+        pre_ops=draw(st.lists(reg_op, max_size=6)),
+        post_ops=draw(st.lists(reg_op, max_size=6)),
+        descriptors=draw(st.lists(descriptor, max_size=12)),
+        avail_ring=draw(st.lists(small_index, max_size=12)),
+        avail_idx=draw(st.one_of(st.integers(1, 8), st.integers(1, 8), st.integers(1, 8), u16)),
+        memory_fill=draw(st.one_of(blk_header, st.binary(min_size=0, max_size=32))),
+        rx_frames=draw(st.lists(st.integers(0, 2000), max_size=4)),
+    )

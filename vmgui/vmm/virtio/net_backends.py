@@ -1,0 +1,195 @@
+"""Where virtio-net frames go on the host: a passt process, or an existing TAP device.
+
+Both backends are non-blocking: the device's I/O thread polls `fileno()`, and `recv_frames()`
+returns whatever complete Ethernet frames are ready. A TAP send that would block drops the frame
+(a NIC under load drops too); a passt send blocks until passt takes the whole frame, because a
+partial frame would desynchronise its stream. When the far end goes away, poll reports POLLHUP
+and the I/O thread stops watching the fd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import struct
+import subprocess
+from typing import Protocol
+
+#: Largest frame we carry: 1500-byte MTU + Ethernet header (+ a VLAN tag), no offloads.
+MAX_FRAME = 1522
+#: Bytes read from a stream backend per call.
+STREAM_READ_CHUNK = 256 * 1024
+#: A stream peer's partial frame must never grow our buffer without bound.
+STREAM_MAX_BUFFERED = 4 << 20
+PASST_STOP_TIMEOUT = 5.0
+
+_TUNSETIFF = 0x400454CA
+_IFF_TAP = 0x0002
+_IFF_NO_PI = 0x1000
+
+
+class NetBackendError(Exception):
+    """A network backend that cannot be set up; the message is one line for the user."""
+
+
+class NetBackend(Protocol):
+    def fileno(self) -> int: ...
+
+    def send(self, frame: bytes) -> bool: ...
+
+    def recv_frames(self) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamBackend:
+    """Frames over a connected stream socket as a 4-byte big-endian length + the frame.
+
+    This is passt's (and QEMU's `-netdev stream`) framing.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        # Blocking for sends (a partial frame would desynchronise the stream), MSG_DONTWAIT
+        # for receives (the I/O thread only reads when poll says so).
+        sock.setblocking(True)
+        self.sock = sock
+        self._buffer = bytearray()
+        self.dropped = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, frame: bytes) -> bool:
+        try:
+            self.sock.sendall(struct.pack("!I", len(frame)) + frame)
+        except OSError:  # the far end is gone
+            self.dropped += 1
+            return False
+        return True
+
+    def recv_frames(self) -> list[bytes]:
+        try:
+            data = self.sock.recv(STREAM_READ_CHUNK, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            return []
+        self._buffer += data
+        frames: list[bytes] = []
+        buf = self._buffer
+        pos = 0
+        while len(buf) - pos >= 4:
+            (n,) = struct.unpack_from("!I", buf, pos)
+            if len(buf) - pos - 4 < n:
+                break
+            frames.append(bytes(buf[pos + 4 : pos + 4 + n]))
+            pos += 4 + n
+        del buf[:pos]
+        if len(buf) > STREAM_MAX_BUFFERED:  # a peer announcing absurd lengths: resynchronise
+            buf.clear()
+        return frames
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class PasstBackend(StreamBackend):
+    """passt on one end of a socketpair we create; it lives exactly as long as this backend.
+
+    passt gives the guest DHCP (192.0.2.2/24, router 192.0.2.1), ARP, NDP and NAT to the host's
+    network, all without root. Started as root it drops to `nobody` by itself.
+    """
+
+    def __init__(self, passt: str = "passt", address: str = "192.0.2.2",
+                 prefix: int = 24, gateway: str = "192.0.2.1") -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        cmd = [passt, "-f", "-q", "-F", str(theirs.fileno()), "-t", "none", "-u", "none",
+               "-a", address, "-n", str(prefix), "-g", gateway]
+        try:
+            self.process = subprocess.Popen(
+                cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        except OSError as e:
+            ours.close()
+            raise NetBackendError(f"cannot start passt ({passt}): {e.strerror}") from None
+        finally:
+            theirs.close()
+        super().__init__(ours)
+
+    def close(self) -> None:
+        super().close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(PASST_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class TapBackend:
+    """An existing (or, with CAP_NET_ADMIN, new) TAP interface: one read() is one frame."""
+
+    def __init__(self, name: str) -> None:
+        if not name or len(name.encode()) >= 16:
+            raise NetBackendError(f"invalid TAP interface name {name!r}")
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise NetBackendError(f"cannot open /dev/net/tun: {e.strerror}") from None
+        try:
+            ifreq = struct.pack("16sH22x", name.encode(), _IFF_TAP | _IFF_NO_PI)
+            fcntl.ioctl(fd, _TUNSETIFF, ifreq)
+        except OSError as e:
+            os.close(fd)
+            raise NetBackendError(f"cannot attach to TAP device {name}: {e.strerror}") from None
+        self.fd = fd
+        self.name = name
+        self.dropped = 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def send(self, frame: bytes) -> bool:
+        try:
+            os.write(self.fd, frame)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EIO, errno.ENOBUFS, errno.EINVAL):
+                raise
+            self.dropped += 1
+            return False
+        return True
+
+    def recv_frames(self) -> list[bytes]:
+        frames: list[bytes] = []
+        for _ in range(64):
+            try:
+                frames.append(os.read(self.fd, 65536))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+        return frames
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def open_backend(spec: str) -> NetBackend | None:
+    """`none`, `passt` or `tap:NAME` → a backend (None for no network)."""
+    if spec == "none":
+        return None
+    if spec == "passt":
+        return PasstBackend()
+    if spec.startswith("tap:"):
+        return TapBackend(spec[4:])
+    raise NetBackendError(f"unknown network backend {spec!r} (use none, passt or tap:NAME)")

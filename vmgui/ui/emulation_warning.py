@@ -1,0 +1,160 @@
+"""Warn before a VM starts with KVM on a host where KVM guest kernel code is emulated.
+
+API for the main window (lead wiring):
+
+    host_status = HostStatusCache()            # one per window; probes this computer once
+    host_page.statusChanged.connect(host_status.set)   # optional: reuse the page's result
+
+    # before backend.start(vm_id) of a VM the user asked to start:
+    if await confirm_start(window, backend, vm_id, await host_status(), vm_name):
+        await backend.start(vm_id)
+
+`confirm_start` reads the VM's domain type from the backend's description (libvirt domain XML;
+the built-in VMM always uses KVM) and asks only when a KVM guest would run on a local host whose
+measurement says "emulated"; otherwise it returns True at once without showing anything.
+`confirm_start_if_emulated` is the same question when the caller already knows the type.
+The dialog is opened with `open()` and awaited through a future: the event loop keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import xml.etree.ElementTree as ET
+
+import shiboken6
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from vmgui.backends.base import Backend, BackendError
+from vmgui.host.probe import emulation_warning, probe_host_async
+from vmgui.model.host import HostStatus
+from vmgui.ui.new_vm_rules import is_builtin, is_local
+
+START_ANYWAY = "Start Anyway"
+
+
+class HostStatusCache:
+    """An async provider of this computer's HostStatus: probed once, shared by every caller.
+
+    Calling the object returns the status (probing on first use, ~0.5 s in an executor);
+    `set()` hands it a status measured elsewhere (the host page) so nothing is probed twice.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
+        self._executor = executor
+        self._status: HostStatus | None = None
+        self._task: asyncio.Future[HostStatus] | None = None
+
+    @property
+    def status(self) -> HostStatus | None:
+        return self._status
+
+    def set(self, status: HostStatus) -> None:
+        self._status = status
+
+    async def __call__(self) -> HostStatus:
+        if self._status is not None:
+            return self._status
+        if self._task is None or (self._task.done() and self._task.exception() is not None):
+            self._task = asyncio.ensure_future(probe_host_async(executor=self._executor))
+        status = await asyncio.shield(self._task)
+        self._status = self._status or status
+        return self._status
+
+
+def domain_type_of(description: str) -> str:
+    """The `type` of a libvirt domain XML ("kvm", "qemu", ...); "" when it is not one."""
+    with contextlib.suppress(ET.ParseError):
+        root = ET.fromstring(description)
+        if root.tag == "domain":
+            return root.get("type", "")
+    return ""
+
+
+def start_warning_text(host_status: HostStatus) -> tuple[str, str]:
+    """(what happens, what to do) for a KVM guest on an emulated host."""
+    what = emulation_warning(host_status)
+    advice = (
+        "Use QEMU software emulation (TCG) instead: give the VM the virtualization type "
+        "'qemu' (libvirt domain type 'qemu'; the New VM wizard picks it on this computer). "
+        "On such a host TCG boots a Linux guest to its init in about 4 s, while the emulated "
+        "KVM path cannot boot a stock Linux kernel at all."
+    )
+    return what, advice
+
+
+def needs_warning(domain_type: str, host_status: HostStatus | None, uri: str = "") -> bool:
+    """True when a `domain_type` guest on `uri` would run through emulated KVM."""
+    if host_status is None or domain_type != "kvm" or (uri and not is_local(uri)):
+        return False
+    return bool(emulation_warning(host_status))
+
+
+async def confirm_start_if_emulated(
+    parent: QWidget | None,
+    domain_type: str,
+    host_status: HostStatus | None,
+    vm_name: str = "",
+    uri: str = "",
+) -> bool:
+    """Ask before starting a KVM guest on an emulated host; True means go ahead.
+
+    Returns True without a dialog when there is nothing to warn about (TCG guests, remote
+    connections, hardware-assisted or unknown hosts).
+    """
+    if not needs_warning(domain_type, host_status, uri):
+        return True
+    assert host_status is not None
+    what, advice = start_warning_text(host_status)
+    box = QMessageBox(parent)
+    box.setObjectName("emulationWarning")
+    box.setAttribute(Qt.WidgetAttribute.WA_QuitOnClose, False)  # never ends the app
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Emulated Virtualization")
+    shown = f"“{vm_name}”" if vm_name else "this VM"
+    box.setText(f"Start {shown} with KVM? It will be very slow here.")
+    box.setInformativeText(f"{what}\n\n{advice}")
+    start = box.addButton(START_ANYWAY, QMessageBox.ButtonRole.AcceptRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def finished(_result: int) -> None:
+        if not future.done():
+            future.set_result(box.clickedButton() is start)
+
+    box.finished.connect(finished)
+    box.open()
+    try:
+        return await future
+    finally:
+        if shiboken6.isValid(box):
+            box.finished.disconnect(finished)
+            box.deleteLater()
+
+
+async def confirm_start(
+    parent: QWidget | None,
+    backend: Backend,
+    vm_id: str,
+    host_status: HostStatus | None,
+    vm_name: str = "",
+) -> bool:
+    """`confirm_start_if_emulated` for a VM of `backend`, its domain type looked up first.
+
+    When the description cannot be read, the start goes ahead: starting reports its own error.
+    """
+    if is_builtin(backend.uri):
+        domain_type = "kvm"  # the built-in VMM has no other way to run a guest
+    elif not needs_warning("kvm", host_status, backend.uri):
+        return True  # nothing to look up
+    else:
+        try:
+            domain_type = domain_type_of(await backend.details_xml(vm_id))
+        except BackendError:
+            return True
+    return await confirm_start_if_emulated(parent, domain_type, host_status, vm_name, backend.uri)

@@ -1,0 +1,392 @@
+"""The New VM wizard: point and click from an ISO, a kernel or a disk image to a defined VM.
+
+API for the main window (lead wiring: a "New VM" toolbar action, Ctrl+N):
+
+    wizard = NewVmWizard(
+        backends=[(uri, display_name, backend), ...],   # connected backends, chosen one first
+        host_status_provider=host_status,   # async () -> HostStatus, e.g. emulation_warning's
+        parent=window,                      # HostStatusCache, so the host is probed once
+    )
+    wizard.vmCreated.connect(lambda info: ...)  # VmInfo; the backend's events add the row too
+    wizard.open()                               # window-modal, never exec()
+
+or `info = await run_new_vm_wizard(window, backends, host_status)` (None when cancelled).
+`caps_fetcher` (optional, async uri -> DomainCapabilities) defaults to libvirt's
+`fetch_domain_capabilities` for libvirt URIs; `host_status_provider` may be None (no host facts:
+the type then follows the connection's capabilities alone).
+
+Finish calls `await backend.define(config)` on the running (qasync) loop, then optionally
+`backend.start`. While that runs the pages are disabled and a busy bar shows; a failure is shown
+on the summary page and every input stays as it was. Cancel while busy abandons cleanly: the
+wizard closes at once, and a VM whose definition completes afterwards is deleted again (with
+the disk image the wizard created, never an imported one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections.abc import Awaitable, Callable, Sequence
+
+import shiboken6
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QWidget, QWizard
+
+from vmgui.backends.base import Backend, BackendError
+from vmgui.model import DiskConfig, VmConfig, VmInfo
+from vmgui.model.host import DomainCapabilities, HostStatus
+from vmgui.ui import new_vm_rules as rules
+from vmgui.ui.new_vm_pages import (
+    DISK_EXISTING,
+    DISK_NEW,
+    NETWORKS,
+    SOURCE_IMPORT,
+    SOURCE_ISO,
+    SOURCE_KERNEL,
+    TYPE_LABELS,
+    Connection,
+    NamePage,
+    ResourcesPage,
+    SourcePage,
+    StoragePage,
+    SummaryPage,
+    WizardState,
+)
+from vmgui.ui.new_vm_widgets import show_message
+
+HostStatusProvider = Callable[[], Awaitable[HostStatus]]
+CapsFetcher = Callable[[str], Awaitable[DomainCapabilities]]
+LOOKUP_TIMEOUT_S = 30.0
+GIB = 1024**3
+
+
+async def _libvirt_caps(uri: str) -> DomainCapabilities:
+    from vmgui.backends.libvirt.domcaps import fetch_domain_capabilities
+
+    return await fetch_domain_capabilities(uri)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class NewVmWizard(QWizard):
+    """Five pages; the result is a VM defined on the chosen connection."""
+
+    #: The VmInfo of the VM just defined (emitted before any start).
+    vmCreated = Signal(object)
+
+    def __init__(
+        self,
+        backends: Sequence[tuple[str, str, Backend]],
+        host_status_provider: HostStatusProvider | None = None,
+        parent: QWidget | None = None,
+        caps_fetcher: CapsFetcher | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if not backends:
+            raise ValueError("the New VM wizard needs at least one connection")
+        self.setWindowTitle("New Virtual Machine")
+        self.setObjectName("newVmWizard")
+        self.setAttribute(Qt.WidgetAttribute.WA_QuitOnClose, False)  # a dialog never ends the app
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.setMinimumSize(QSize(620, 560))
+        self.state = WizardState([Connection(u, n, b) for u, n, b in backends], self)
+        self._host_provider = host_status_provider
+        self._caps_fetcher = caps_fetcher or _libvirt_caps
+        self._lookups: list[asyncio.Future[None]] = []
+        self._caps_asked: set[str] = set()
+        self._names_asked: set[str] = set()
+        self._task: asyncio.Future[None] | None = None
+        self._define: asyncio.Future[VmInfo] | None = None
+        self._finished_ok = False
+        self.created: VmInfo | None = None
+
+        self.source = SourcePage(self.state)
+        self.resources = ResourcesPage(self.state)
+        self.storage = StoragePage(self.state, self.source)
+        self.naming = NamePage(self.state, self.source, self.storage)
+        self.summary = SummaryPage()
+        for page in (self.source, self.resources, self.storage, self.naming, self.summary):
+            self.addPage(page)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Create")
+        self.state.changed.connect(self._look_up_connection)
+        self.currentIdChanged.connect(self._page_shown)
+
+    # --- facts, gathered without blocking ---------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._lookups:
+            self._spawn(self._load_host())
+            self._look_up_connection()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._lookups.append(asyncio.ensure_future(coro))
+
+    async def _load_host(self) -> None:
+        facts = self.state.facts
+        try:
+            if self._host_provider is not None:
+                facts.host = await asyncio.wait_for(self._host_provider(), LOOKUP_TIMEOUT_S)
+        except (Exception, TimeoutError):
+            facts.host = None  # unknown host: the type follows the connection's capabilities
+        facts.host_done = True
+        self._facts_arrived()
+
+    def _look_up_connection(self) -> None:
+        if not self._lookups:
+            return  # not shown yet; showEvent starts everything
+        conn = self.state.connection
+        if conn.uri not in self._caps_asked and not rules.is_builtin(conn.uri):
+            self._caps_asked.add(conn.uri)
+            self._spawn(self._load_caps(conn.uri))
+        if conn.uri not in self._names_asked:
+            self._names_asked.add(conn.uri)
+            self._spawn(self._load_names(conn))
+
+    async def _load_caps(self, uri: str) -> None:
+        try:
+            caps = await asyncio.wait_for(self._caps_fetcher(uri), LOOKUP_TIMEOUT_S)
+        except (Exception, TimeoutError) as exc:
+            caps = DomainCapabilities(uri=uri, error=_one_line(exc))
+        self.state.facts.caps[uri] = caps
+        self._facts_arrived()
+
+    async def _load_names(self, conn: Connection) -> None:
+        try:
+            vms = await asyncio.wait_for(conn.backend.list_vms(), LOOKUP_TIMEOUT_S)
+        except (Exception, TimeoutError):
+            self._names_asked.discard(conn.uri)  # ask again next time; define still refuses
+            return
+        self.state.facts.taken[conn.uri] = {vm.name for vm in vms}
+        self._facts_arrived()
+
+    def _facts_arrived(self) -> None:
+        if shiboken6.isValid(self) and not self._busy():
+            self.naming.refresh()
+
+    def facts_ready(self) -> bool:
+        """True once the host and the current connection have been looked up (for tests)."""
+        facts = self.state.facts
+        uri = self.state.connection.uri
+        return (
+            facts.host_done
+            and (uri in facts.caps or rules.is_builtin(uri))
+            and (uri in facts.taken or uri not in self._names_asked)
+        )
+
+    # --- the result ---------------------------------------------------------------------------
+
+    def new_disk_path(self) -> str:
+        return self.storage.disk_path(self.naming.vm_name())
+
+    def config(self) -> VmConfig:
+        """The VmConfig the pages describe."""
+        kind = self.source.kind()
+        disks: list[DiskConfig] = []
+        disk_kind = self.storage.kind()
+        if disk_kind == DISK_NEW:
+            disks.append(
+                DiskConfig(self.new_disk_path(), size_bytes=self.storage.disk_size.value() * GIB)
+            )
+        elif disk_kind == DISK_EXISTING:
+            disks.append(DiskConfig(self.source.image.text()))
+        return VmConfig(
+            name=self.naming.vm_name(),
+            memory_mib=self.resources.memory.value(),
+            vcpus=self.resources.vcpus.value(),
+            kernel=self.source.kernel.text() if kind == SOURCE_KERNEL else "",
+            initrd=self.source.initrd.text() if kind == SOURCE_KERNEL else "",
+            cmdline=self.source.cmdline.text().strip() if kind == SOURCE_KERNEL else "",
+            iso=self.source.iso.text() if kind == SOURCE_ISO else "",
+            disks=disks,
+            network=str(self.naming.network.currentData()),
+            domain_type="kvm"
+            if rules.is_builtin(self.state.connection.uri)
+            else (self.naming.domain_type()),
+        )
+
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        c = self.config()
+        conn = self.state.connection
+        kind = self.source.kind()
+        if kind == SOURCE_ISO:
+            source = f"ISO image {c.iso}"
+        elif kind == SOURCE_KERNEL:
+            source = f"Linux kernel {c.kernel}" + (f" with initrd {c.initrd}" if c.initrd else "")
+        else:
+            source = f"Existing disk image {self.source.image.text()}"
+        if not c.disks:
+            storage = "No disk"
+        elif kind == SOURCE_IMPORT:
+            storage = f"{c.disks[0].path} (imported)"
+        else:
+            storage = f"New {c.disks[0].size_bytes // GIB} GiB image {c.disks[0].path}"
+        rows = [
+            ("Name", c.name),
+            ("Connection", conn.name if conn.name == conn.uri else f"{conn.name} ({conn.uri})"),
+            ("Installs from", source),
+        ]
+        if c.cmdline:
+            rows.append(("Kernel command line", c.cmdline))
+        rows += [
+            ("Memory", f"{c.memory_mib:,} MiB"),
+            ("Virtual CPUs", str(c.vcpus)),
+            ("Storage", storage),
+            ("Network", dict(NETWORKS).get(c.network, c.network)),
+        ]
+        if not rules.is_builtin(conn.uri):
+            kind_text = TYPE_LABELS[c.domain_type]
+            if c.domain_type == "kvm" and self.naming.warning.text():
+                kind_text += " (emulated on this computer: very slow)"
+            rows.append(("Virtualization", kind_text))
+        return rows
+
+    def _page_shown(self, _page_id: int) -> None:
+        if self.currentPage() is self.summary:
+            self.summary.set_rows(self._summary_rows())
+            show_message(self.summary.error, "")
+
+    # --- creating -----------------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def accept(self) -> None:
+        """Finish ("Create"): define asynchronously; the wizard closes only when it worked."""
+        if self._finished_ok:
+            super().accept()
+            return
+        if self._busy() or self.currentPage() is not self.summary:
+            return
+        self._set_busy("Creating the VM…")
+        self._task = asyncio.ensure_future(self._create(self.config()))
+
+    async def _create(self, config: VmConfig) -> None:
+        conn = self.state.connection
+        try:
+            await self._make_disk_folder(config)
+            self._define = asyncio.ensure_future(conn.backend.define(config))
+            info = await asyncio.shield(self._define)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # BackendError, or a bug: either way a sentence, inputs kept
+            self._failed(_one_line(exc))
+            return
+        self.created = info
+        self.vmCreated.emit(info)
+        if self.summary.start_now.isChecked():
+            self._set_busy(f"Starting {info.name}…")
+            try:
+                await conn.backend.start(info.vm_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._finish_with_note(
+                    f"{info.name} was created, but it could not start: {_one_line(exc)}"
+                )
+                return
+        self._finished_ok = True
+        self._set_busy("")
+        self.accept()
+
+    async def _make_disk_folder(self, config: VmConfig) -> None:
+        """The default images folder may not exist yet on a fresh machine: make it."""
+        if not self.state.local or rules.is_builtin(self.state.connection.uri):
+            return
+        for disk in config.disks:
+            if disk.size_bytes > 0:
+                folder = os.path.dirname(disk.path)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, functools.partial(os.makedirs, folder, exist_ok=True)
+                    )
+                except OSError as exc:
+                    raise BackendError(
+                        f"Cannot create the folder {folder}: {exc.strerror or exc}."
+                    ) from None
+
+    def _set_busy(self, text: str) -> None:
+        busy = bool(text)
+        self.summary.set_busy(text)
+        for page in (self.source, self.resources, self.storage, self.naming):
+            page.setEnabled(not busy)
+        self.summary.start_now.setEnabled(not busy)
+        for button in (QWizard.WizardButton.BackButton, QWizard.WizardButton.FinishButton):
+            b = self.button(button)
+            if b is not None:
+                b.setEnabled(not busy)
+
+    def _failed(self, message: str) -> None:
+        self._set_busy("")
+        show_message(self.summary.error, message)
+
+    def _finish_with_note(self, message: str) -> None:
+        """The VM exists but the extra step failed: say so; Create now just closes."""
+        self._finished_ok = True
+        self._set_busy("")
+        show_message(self.summary.error, message)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Close")
+        back = self.button(QWizard.WizardButton.BackButton)
+        if back is not None:
+            back.setEnabled(False)
+
+    def reject(self) -> None:
+        """Cancel: while creating, abandon; a definition that still lands is undone."""
+        if self._busy():
+            self._abandon()
+        self._stop_lookups()
+        super().reject()
+
+    def done(self, result: int) -> None:
+        self._stop_lookups()
+        super().done(result)
+
+    def _abandon(self) -> None:
+        define, conn = self._define, self.state.connection
+        creating_disk = self.storage.kind() == DISK_NEW
+        if self._task is not None:
+            self._task.cancel()
+        if define is None or (define.done() and self.created is not None):
+            return  # nothing sent yet, or the VM was created and reported: it stays
+
+        def undo(fut: asyncio.Future[VmInfo]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            info = fut.result()
+            task = asyncio.ensure_future(conn.backend.delete(info.vm_id, creating_disk))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+        define.add_done_callback(undo)
+
+    def _stop_lookups(self) -> None:
+        for fut in self._lookups:
+            fut.cancel()
+
+
+async def run_new_vm_wizard(
+    parent: QWidget | None,
+    backends: Sequence[tuple[str, str, Backend]],
+    host_status_provider: HostStatusProvider | None = None,
+) -> VmInfo | None:
+    """Open the wizard and wait (without blocking the loop) for the VM it created, if any."""
+    wizard = NewVmWizard(backends, host_status_provider, parent)
+    future: asyncio.Future[VmInfo | None] = asyncio.get_running_loop().create_future()
+
+    def finished(_result: int) -> None:
+        if not future.done():
+            future.set_result(wizard.created)
+
+    wizard.finished.connect(finished)
+    wizard.open()
+    try:
+        return await future
+    finally:
+        with contextlib.suppress(RuntimeError):
+            wizard.deleteLater()

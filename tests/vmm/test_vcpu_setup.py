@@ -60,3 +60,15 @@ def test_cpu_state_lands_in_registers(vm: tuple[kvm.Kvm, kvm.VmFd]) -> None:
     assert (sregs.cs.selector, sregs.cs.db, sregs.cs.limit) == (0x08, 1, 0xFFFFFFFF)
     assert sregs.cr0 & CR0_PE
     fd.close()
+
+
+def test_a_rejected_msr_does_not_stop_the_rest(vm: tuple[kvm.Kvm, kvm.VmFd]) -> None:
+    """set_msrs sets all MSRs in one ioctl and skips an entry KVM rejects, then goes on."""
+    from vmgui.vmm.vcpu_setup import set_msrs
+
+    _, machine = vm
+    fd = machine.create_vcpu(0)
+    sysenter_cs, sysenter_esp, bogus = 0x174, 0x175, 0x4000_0FFF
+    set_msrs(fd, {sysenter_cs: 0x10, bogus: 1, sysenter_esp: 0x2000})
+    assert fd.get_msrs([sysenter_cs, sysenter_esp]) == {sysenter_cs: 0x10, sysenter_esp: 0x2000}
+    fd.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from vmgui.vmm import kvm, layout
 from vmgui.vmm.acpi import build_acpi
@@ -31,12 +30,16 @@ from vmgui.vmm.devices.rtc import Rtc
 from vmgui.vmm.devices.serial import Serial
 from vmgui.vmm.errors import VmmError
 from vmgui.vmm.memory import GuestMemory, GuestMemoryError
+from vmgui.vmm.record import TYPE_CHECKING, record
 from vmgui.vmm.vcpu import VcpuEvent, VcpuThread
 from vmgui.vmm.vcpu_setup import apply_cpu_state, configure_vcpu
-from vmgui.vmm.virtio.attach import VirtioDevices, add_virtio_devices
+from vmgui.vmm.vm_setup import VmShell, create_shell
+
+if TYPE_CHECKING:
+    from vmgui.vmm.virtio.attach import VirtioDevices
 
 
-@dataclass
+@record
 class BoardHooks:
     """How devices reach the outside: all called on vCPU (or I/O) threads."""
 
@@ -47,7 +50,7 @@ class BoardHooks:
     vcpu_event: Callable[[VcpuEvent], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BootImage:
     """The files a Board loads, read once up front so every error is found before starting."""
 
@@ -83,7 +86,9 @@ class Board:
         image: BootImage,
         framebuffer: Framebuffer | None,
         hooks: BoardHooks,
+        shell: VmShell | None = None,
     ) -> None:
+        """`shell`: the VM-wide set-up made ahead of time (EarlyStart); built here when None."""
         self.cfg = cfg
         self.hooks = hooks
         self.framebuffer = framebuffer
@@ -95,26 +100,19 @@ class Board:
         self.mem: GuestMemory | None = None
         self.virtio: VirtioDevices | None = None
         try:
-            self._build(system, image)
+            self._build(system, image, shell)
         except BaseException:
             self.close()
             raise
 
     # ---- assembly
 
-    def _build(self, system: kvm.Kvm, image: BootImage) -> None:
+    def _build(self, system: kvm.Kvm, image: BootImage, shell: VmShell | None) -> None:
         cfg = self.cfg
-        try:
-            self.mem = mem = GuestMemory.create(cfg.memory)
-        except (OSError, ValueError) as e:
-            raise VmmError(f"cannot allocate {cfg.memory >> 20} MiB of guest memory: {e}") from None
-        self.vm = vm = system.create_vm()
-        vm.set_tss_addr(layout.KVM_TSS)
-        vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP)
-        vm.create_irqchip()
-        vm.create_pit2()
-        for slot, region in enumerate(mem.regions):
-            vm.set_user_memory_region(slot, region.guest_addr, region.size, region.host_addr)
+        if shell is None:
+            shell = create_shell(system, cfg.memory)
+        self.vm = vm = shell.vm
+        self.mem = mem = shell.mem
         if self.framebuffer is not None:
             fb = self.framebuffer
             self.fb_slot = len(mem.regions)
@@ -126,9 +124,12 @@ class Board:
                 kvm.KVM_MEM_LOG_DIRTY_PAGES,
             )
         self._add_devices(vm)
-        self.virtio = add_virtio_devices(vm, mem, self.mmio, cfg.virtio)
+        if cfg.virtio:  # imported only when used: the virtio package costs start-up time
+            from vmgui.vmm.virtio.attach import add_virtio_devices  # noqa: PLC0415
+
+            self.virtio = add_virtio_devices(vm, mem, self.mmio, cfg.virtio)
         state = self._load(mem, image)
-        supported = system.get_supported_cpuid()
+        supported = shell.supported_cpuid
         for index in range(cfg.cpus):
             fd = vm.create_vcpu(index)
             configure_vcpu(fd, supported)

@@ -9,23 +9,59 @@ function and turns them into config fields in `config_from_args` (see the virtio
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from vmgui.vmm.config import (
     DEFAULT_FRAMEBUFFER,
+    DEFAULT_MEMORY,
+    MAX_MEMORY,
+    MIN_MEMORY,
     MachineConfig,
     SerialSink,
+    format_size,
     parse_framebuffer,
     parse_size,
 )
 from vmgui.vmm.errors import EXIT_ERROR, EXIT_USAGE, VmmError
+from vmgui.vmm.record import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmgui.vmm.vm_setup import EarlyStart
 
 PROG = "vmgui-vmm"
 
 
+def _help_width() -> int:
+    """shutil.get_terminal_size().columns - 2, as argparse computes it, without importing shutil:
+    argparse builds a formatter for every add_argument, and shutil (zlib, bz2, lzma) costs ~2 ms
+    of start-up."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_help_width())
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (no usage dump) so scripts can show it as is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{PROG}: {message}\n")
@@ -50,7 +86,8 @@ def add_boot_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_machine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--memory", default="256M", metavar="SIZE", help="guest RAM (default 256M)")
+    default = format_size(DEFAULT_MEMORY)
+    p.add_argument("--memory", default=default, metavar="SIZE", help=f"guest RAM (default {default})")
     p.add_argument("--cpus", type=int, default=1, metavar="N", help="vCPUs (default 1)")
     p.add_argument(
         "--on-reboot",
@@ -97,14 +134,51 @@ def add_devices_from_args(cfg: MachineConfig, args: argparse.Namespace) -> None:
     cfg.virtio.extend(virtio_factories(args, cfg.name))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def start_early(argv: Sequence[str]) -> EarlyStart | None:
+    """Start the KVM set-up thread (vm_setup.EarlyStart) for what looks like a `run`, before
+    argparse and the heavy imports, so its ~8 ms of ioctls overlap them.
+
+    The memory size is read from argv ahead of argparse, so it is only a guess: main() compares
+    it with the parsed config and discards the work on a mismatch. Errors (no /dev/kvm, ...) wait
+    in EarlyStart until Machine needs the handle, so bad input is reported exactly as before.
+    """
+    if not argv or argv[0] != "run" or "-h" in argv or "--help" in argv:
+        return None
+    text = None
+    for i, arg in enumerate(argv):
+        if arg == "--memory" and i + 1 < len(argv):
+            text = argv[i + 1]
+        elif arg.startswith("--memory="):
+            text = arg.partition("=")[2]
     try:
+        memory = DEFAULT_MEMORY if text is None else parse_size(text)
+    except VmmError:
+        return None
+    if not MIN_MEMORY <= memory <= MAX_MEMORY:
+        return None
+    from vmgui.vmm.vm_setup import EarlyStart  # noqa: PLC0415 - keep --help fast
+
+    return EarlyStart(memory)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    early = None
+    try:
+        early = start_early(argv)
+        args = build_parser().parse_args(argv)
+        cfg = config_from_args(args)
+        if early is not None and early.memory != cfg.memory:
+            early.close()  # the guess from argv was wrong (e.g. an abbreviated --mem)
+            early = None
         from vmgui.vmm.machine import Machine  # noqa: PLC0415 - keep --help fast
 
-        return Machine(config_from_args(args)).run()
+        return Machine(cfg, early).run()
     except VmmError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return e.exit_status
     except KeyboardInterrupt:
         return EXIT_ERROR
+    finally:
+        if early is not None:
+            early.close()

@@ -9,31 +9,29 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from vmgui.vmm import layout
-from vmgui.vmm.acpi.tables import MAX_CPUS as MADT_MAX_CPUS
-from vmgui.vmm.boot.mptable import MAX_CPUS as MPTABLE_MAX_CPUS
 from vmgui.vmm.errors import VmmError
+from vmgui.vmm.record import TYPE_CHECKING, field, record
 
 MiB = 1 << 20
 GiB = 1 << 30
 DEFAULT_MEMORY = 256 * MiB
 MIN_MEMORY = 2 * MiB  # below 1 MiB there is no room for a PVH/bzImage kernel at HIMEM_START
 MAX_MEMORY = 64 * GiB
-#: What the MP table (and the MADT) can describe; Machine also checks KVM_CAP_MAX_VCPUS.
-MAX_CPUS = min(MPTABLE_MAX_CPUS, MADT_MAX_CPUS)
 DEFAULT_FRAMEBUFFER = (1024, 768)
 
-#: A callable returning a fresh virtio device model (vmgui.vmm.virtio.device.VirtioDevice);
-#: called once per power-on so a reset gets a clean device.
-VirtioFactory = Callable[[], Any]
-OnReboot = Literal["stop", "restart"]
+if TYPE_CHECKING:  # not at run time: importing typing costs the VMM's start-up ~4 ms
+    from collections.abc import Callable
+    from typing import Any, Literal
+
+    #: A callable returning a fresh virtio device model (vmgui.vmm.virtio.device.VirtioDevice);
+    #: called once per power-on so a reset gets a clean device.
+    VirtioFactory = Callable[[], Any]
+    OnReboot = Literal["stop", "restart"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SerialSink:
     """Where COM1 goes: "stdio" (and stdin feeds it), "file" (output appended to path), "none"."""
 
@@ -49,7 +47,7 @@ class SerialSink:
         raise VmmError(f"--serial {text!r}: expected stdio, none or file:PATH")
 
 
-@dataclass
+@record
 class MachineConfig:
     kernel: str
     initrd: str | None = None
@@ -81,12 +79,25 @@ class MachineConfig:
                 f"memory size {format_size(self.memory)} is out of range "
                 f"({format_size(MIN_MEMORY)}..{format_size(MAX_MEMORY)})"
             )
-        if not 1 <= self.cpus <= MAX_CPUS:
-            raise VmmError(f"--cpus {self.cpus}: must be 1..{MAX_CPUS}")
+        limit = max_cpus()
+        if not 1 <= self.cpus <= limit:
+            raise VmmError(f"--cpus {self.cpus}: must be 1..{limit}")
         if self.on_reboot not in ("stop", "restart"):
             raise VmmError(f"--on-reboot {self.on_reboot!r}: expected stop or restart")
         if len(self.virtio) > layout.VIRTIO_MAX_DEVICES:
             raise VmmError(f"at most {layout.VIRTIO_MAX_DEVICES} virtio devices")
+
+
+def max_cpus() -> int:
+    """What the MP table (and the MADT) can describe; Machine also checks KVM_CAP_MAX_VCPUS.
+
+    Imported here, not at the top: cli.py imports this module before it starts the KVM set-up
+    thread (vm_setup.EarlyStart), and the loaders can be imported while that thread works.
+    """
+    from vmgui.vmm.acpi.tables import MAX_CPUS as MADT_MAX_CPUS  # noqa: PLC0415
+    from vmgui.vmm.boot.mptable import MAX_CPUS as MPTABLE_MAX_CPUS  # noqa: PLC0415
+
+    return min(MPTABLE_MAX_CPUS, MADT_MAX_CPUS)
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)

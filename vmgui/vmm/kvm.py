@@ -517,12 +517,20 @@ def _cpuid2_type(n: int) -> type[ctypes.Structure]:
     return t
 
 
+_msrs_types: dict[int, type[ctypes.Structure]] = {}
+
+
 def _msrs_type(n: int) -> type[ctypes.Structure]:
-    return type(
-        f"kvm_msrs_{n}",
-        (ctypes.Structure,),
-        {"_fields_": [("nmsrs", u32), ("pad", u32), ("entries", kvm_msr_entry * n)]},
-    )
+    # Cached: making a ctypes type costs ~40 us, and boot sets MSRs one at a time (vcpu_setup).
+    t = _msrs_types.get(n)
+    if t is None:
+        t = type(
+            f"kvm_msrs_{n}",
+            (ctypes.Structure,),
+            {"_fields_": [("nmsrs", u32), ("pad", u32), ("entries", kvm_msr_entry * n)]},
+        )
+        _msrs_types[n] = t
+    return t
 
 
 def _copy_entry(e: kvm_cpuid_entry2) -> kvm_cpuid_entry2:
@@ -603,7 +611,7 @@ class Kvm(_Fd):
 
     def get_supported_cpuid(self) -> list[kvm_cpuid_entry2]:
         """CPUID leaves this host's KVM can expose (start of every vCPU's CPUID)."""
-        n = 64
+        n = 256  # more than any host has today: one ioctl, no E2BIG retry
         while True:
             buf = _cpuid2_type(n)()
             buf.nent = n

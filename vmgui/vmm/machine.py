@@ -18,24 +18,25 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import selectors
+import select
 import signal
 import sys
-import termios
 import threading
 import time
-import tty
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
 
 from vmgui.vmm import kvm
 from vmgui.vmm.board import Board, BoardHooks, BootImage, process_rss, read_boot_image
 from vmgui.vmm.config import MachineConfig
 from vmgui.vmm.devices.framebuffer import Framebuffer, Rect
 from vmgui.vmm.errors import EXIT_ERROR, EXIT_OK, VmmError
+from vmgui.vmm.record import TYPE_CHECKING
 from vmgui.vmm.vcpu import VcpuEvent, install_kick_handler
+from vmgui.vmm.vm_setup import EarlyStart, kvm_device_path
 
 if TYPE_CHECKING:  # qmp (asyncio, json) is imported only when --qmp asks for it: faster boot
+    from typing import Any
+
     from vmgui.vmm.qmp import CpuInfo, QmpServer
 
 #: Ctrl-A then x ends the VMM from a terminal (QEMU's -serial stdio escape).
@@ -43,8 +44,6 @@ ESCAPE = 0x01
 ESCAPE_QUIT = ord("x")
 STDIN_CHUNK = 4096
 PAUSE_TIMEOUT = 5.0
-#: Overrides /dev/kvm (a KVM device node elsewhere, e.g. in a container; tests use it too).
-KVM_DEVICE_ENV = "VMGUI_KVM_DEVICE"
 #: Longest main-loop sleep: bounds how late a guest that just enabled RTC interrupts sees one.
 TIMER_POLL = 0.25
 
@@ -52,14 +51,17 @@ TIMER_POLL = 0.25
 class Machine:
     """Implements qmp.VmControl; `run()` returns the process exit status or raises VmmError."""
 
-    def __init__(self, cfg: MachineConfig) -> None:
+    def __init__(self, cfg: MachineConfig, early: EarlyStart | None = None) -> None:
+        """`early`: /dev/kvm and the first power-on's VmShell being made on a thread (cli.py);
+        this Machine takes them over (the caller still closes `early` if this raises)."""
         cfg.validate()
         self.cfg = cfg
         self.image: BootImage = read_boot_image(cfg)
         try:
-            self.kvm = kvm.Kvm(os.environ.get(KVM_DEVICE_ENV) or kvm.KVM_DEVICE)
+            self.kvm = early.take_kvm() if early is not None else kvm.Kvm(kvm_device_path())
         except kvm.KvmError as e:
             raise VmmError(str(e)) from None
+        self._early = early
         self._check_cpus()
         self.fb: Framebuffer | None = None
         if cfg.framebuffer is not None:
@@ -127,7 +129,11 @@ class Machine:
             vcpu_event=self._on_vcpu_event,
         )
         try:
-            return Board(self.cfg, self.kvm, self.image, self.fb, hooks)
+            shell = None
+            if self._early is not None:  # the first power-on: use what the thread made
+                early, self._early = self._early, None
+                shell = early.take_shell()
+            return Board(self.cfg, self.kvm, self.image, self.fb, hooks, shell)
         except kvm.KvmError as e:
             raise VmmError(f"cannot create the VM: {e}") from None
 
@@ -177,33 +183,32 @@ class Machine:
         self._post(kind, event.message)
 
     def _main_loop(self) -> tuple[int, str]:
-        sel = selectors.PollSelector()  # poll, unlike epoll, accepts files and /dev/null
-        sel.register(self._wake_fd, selectors.EVENT_READ)
+        # poll, unlike epoll, accepts files and /dev/null (and, unlike selectors, costs no import)
+        poller = select.poll()
+        readable = select.POLLIN | select.POLLHUP | select.POLLERR
+        poller.register(self._wake_fd, select.POLLIN)
         if self._stdin_fd >= 0:
-            sel.register(self._stdin_fd, selectors.EVENT_READ)
+            poller.register(self._stdin_fd, readable)
         stdin_registered = self._stdin_fd >= 0
-        try:
-            while self._exit is None:
-                for key, _ in sel.select(self._tick_timers()):
-                    if key.fd == self._wake_fd:
-                        with contextlib.suppress(BlockingIOError):
-                            os.eventfd_read(self._wake_fd)
-                    elif not self._read_stdin():
-                        sel.unregister(self._stdin_fd)
-                        stdin_registered = False
-                        self._stdin_fd = -1
-                while self._requests and self._exit is None:
-                    self._handle(*self._requests.popleft())
-                self._feed_serial()
-                want_stdin = self._stdin_fd >= 0 and not self._rx_pending
-                if want_stdin != stdin_registered:
-                    if want_stdin:
-                        sel.register(self._stdin_fd, selectors.EVENT_READ)
-                    else:
-                        sel.unregister(self._stdin_fd)
-                    stdin_registered = want_stdin
-        finally:
-            sel.close()
+        while self._exit is None:
+            for fd, _ in poller.poll(self._tick_timers() * 1000):
+                if fd == self._wake_fd:
+                    with contextlib.suppress(BlockingIOError):
+                        os.eventfd_read(self._wake_fd)
+                elif fd == self._stdin_fd and not self._read_stdin():
+                    poller.unregister(self._stdin_fd)
+                    stdin_registered = False
+                    self._stdin_fd = -1
+            while self._requests and self._exit is None:
+                self._handle(*self._requests.popleft())
+            self._feed_serial()
+            want_stdin = self._stdin_fd >= 0 and not self._rx_pending
+            if want_stdin != stdin_registered:
+                if want_stdin:
+                    poller.register(self._stdin_fd, readable)
+                else:
+                    poller.unregister(self._stdin_fd)
+                stdin_registered = want_stdin
         return self._exit
 
     def _tick_timers(self) -> float:
@@ -289,6 +294,9 @@ class Machine:
         except (OSError, ValueError, AttributeError):
             return -1
         if os.isatty(fd):
+            import termios  # noqa: PLC0415 - only a terminal needs it: faster boot
+            import tty  # noqa: PLC0415
+
             self._saved_tty = termios.tcgetattr(fd)
             tty.setraw(fd)
         # Stays blocking (O_NONBLOCK would leak to the parent shell's terminal): the loop reads
@@ -297,6 +305,8 @@ class Machine:
 
     def _restore_tty(self) -> None:
         if self._saved_tty is not None:
+            import termios  # noqa: PLC0415 - loaded already by _open_stdin
+
             with contextlib.suppress(termios.error, OSError, ValueError):
                 termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved_tty)
             self._saved_tty = None

@@ -12,7 +12,8 @@ import ctypes
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+
+from vmgui.vmm.record import record
 
 #: Start of the 32-bit PCI/MMIO hole; RAM above it continues at 4 GiB.
 MMIO_HOLE_START = 0xC000_0000
@@ -25,7 +26,7 @@ class GuestMemoryError(Exception):
     """A guest-physical range that is not entirely inside one RAM region."""
 
 
-@dataclass
+@record
 class MemoryRegion:
     guest_addr: int
     size: int

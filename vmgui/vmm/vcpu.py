@@ -26,10 +26,10 @@ import signal
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from vmgui.vmm import kvm
 from vmgui.vmm.devices.bus import Bus
+from vmgui.vmm.record import record
 
 SIGKICK = signal.SIGUSR1
 #: How often a stopper re-sends the kick while waiting for a vCPU to acknowledge (seconds).
@@ -59,7 +59,7 @@ def _ignore_kick(signum: int, frame: object) -> None:
     """The kick only needs to interrupt KVM_RUN; there is nothing to do in Python."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VcpuEvent:
     """Why a vCPU thread stopped running the guest; the machine decides what it means."""
 

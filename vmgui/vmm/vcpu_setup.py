@@ -75,12 +75,18 @@ def vcpu_cpuid(supported: list[kvm.kvm_cpuid_entry2], apic_id: int) -> list[kvm.
 
 
 def set_msrs(fd: kvm.VcpuFd, values: dict[int, int]) -> None:
-    """Set what this KVM accepts; one rejected MSR must not stop the rest."""
-    for index, value in values.items():
+    """Set what this KVM accepts; one rejected MSR must not stop the rest.
+
+    One KVM_SET_MSRS for all of them: KVM sets entries in order and returns how many it set, so
+    a short count names the rejected entry, which is skipped before trying the rest.
+    """
+    items = list(values.items())
+    while items:
         try:
-            fd.set_msrs({index: value})
+            done = fd.set_msrs(dict(items))
         except kvm.KvmError:
-            continue
+            done = 0
+        items = items[done + 1 :]
 
 
 def configure_vcpu(fd: kvm.VcpuFd, supported: list[kvm.kvm_cpuid_entry2]) -> None:

@@ -316,3 +316,13 @@ def test_random_sequences_keep_invariants(sequence: list[tuple[str, int, int]], 
         assert r._MIN_TIME <= cmos.dev.guest_time() <= r._MAX_TIME
         assert all(a != b for a, b in zip(cmos.irqs, cmos.irqs[1:], strict=False))
         assert (cmos.irqs[-1] if cmos.irqs else False) == cmos.dev.irq_level
+
+
+def test_time_range_constants_match_datetime() -> None:
+    """rtc.py spells its range as day ordinals so importing it does not import datetime."""
+    import datetime
+
+    epoch = datetime.datetime(1970, 1, 1)
+    assert (datetime.datetime(r.MIN_YEAR, 1, 1) - epoch).total_seconds() == r._MIN_TIME
+    last = datetime.datetime(r.MAX_YEAR, 12, 31, 23, 59, 59)
+    assert (last - epoch).total_seconds() == r._MAX_TIME

@@ -17,10 +17,12 @@ What each entry protocol requires (and what the loaders return):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from vmgui.vmm.record import TYPE_CHECKING, field, record
 
-Mode = Literal["long64", "protected32", "real16"]
+if TYPE_CHECKING:  # not at run time: importing typing costs the VMM's start-up ~4 ms
+    from typing import Literal
+
+    Mode = Literal["long64", "protected32", "real16"]
 
 # Control-register and EFER bits the loaders set.
 CR0_PE = 1 << 0
@@ -32,7 +34,7 @@ EFER_LMA = 1 << 10
 RFLAGS_RESERVED = 1 << 1  # bit 1 always reads as one
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Segment:
     """A segment register's hidden part, field for field as in struct kvm_segment."""
 
@@ -50,13 +52,13 @@ class Segment:
     unusable: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DescriptorTable:
     base: int = 0
     limit: int = 0xFFFF
 
 
-@dataclass
+@record
 class CpuState:
     """Everything the boot vCPU needs; registers not named here start as zero."""
 

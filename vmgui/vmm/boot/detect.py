@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from vmgui.vmm.boot import elf
 from vmgui.vmm.boot.bzimage import HDRS_MAGIC, OFF_HEADER
 from vmgui.vmm.boot.errors import BootError
 from vmgui.vmm.boot.pvh import pvh_entry
+from vmgui.vmm.record import TYPE_CHECKING
 
-KernelKind = Literal["bzimage", "pvh"]
+if TYPE_CHECKING:  # not at run time: importing typing costs the VMM's start-up ~4 ms
+    from typing import Literal
+
+    KernelKind = Literal["bzimage", "pvh"]
 
 
 def detect_kernel(data: bytes) -> KernelKind:

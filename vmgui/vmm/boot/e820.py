@@ -8,11 +8,10 @@ allocate over them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from vmgui.vmm import layout
 from vmgui.vmm.boot.errors import BootError
 from vmgui.vmm.memory import GuestMemory
+from vmgui.vmm.record import record
 
 E820_RAM = 1
 E820_RESERVED = 2
@@ -34,7 +33,7 @@ MMIO_WINDOWS_START = min(
 _4G = 1 << 32
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class E820Entry:
     addr: int
     size: int

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from vmgui.vmm.boot.errors import BootError
+from vmgui.vmm.record import record
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS32 = 1
@@ -26,7 +26,7 @@ MAX_PHDRS = 256
 _NOTE_HEADER = 12
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProgramHeader:
     type: int
     offset: int
@@ -35,14 +35,14 @@ class ProgramHeader:
     memsz: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Note:
     name: bytes
     type: int
     desc: bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ElfImage:
     elf_class: int
     entry: int

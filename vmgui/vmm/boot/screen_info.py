@@ -7,9 +7,9 @@ x8r8g8b8 channel layout. lfb_size is in 64 KiB units (vesafb multiplies by 65536
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from vmgui.vmm.boot.errors import BootError
+from vmgui.vmm.record import record
 
 SCREEN_INFO_SIZE = 0x40
 VIDEO_TYPE_VLFB = 0x23
@@ -19,7 +19,7 @@ BYTES_PER_PIXEL = 4
 _LFB_UNIT = 64 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FramebufferInfo:
     """A guest-physical x8r8g8b8 framebuffer: `stride` bytes per line (defaults to width*4)."""
 

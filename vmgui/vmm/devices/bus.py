@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import bisect
 import threading
-from dataclasses import dataclass, field
-from typing import Protocol
+
+from vmgui.vmm.record import TYPE_CHECKING, field, record
+
+if TYPE_CHECKING:  # not at run time: importing typing costs the VMM's start-up ~4 ms
+    from typing import Protocol
+
+    class BusDevice(Protocol):
+        def read(self, offset: int, size: int) -> int: ...
+
+        def write(self, offset: int, size: int, value: int) -> None: ...
 
 
-class BusDevice(Protocol):
-    def read(self, offset: int, size: int) -> int: ...
-
-    def write(self, offset: int, size: int, value: int) -> None: ...
-
-
-@dataclass
+@record
 class _Range:
     base: int
     size: int
@@ -27,7 +29,7 @@ class _Range:
     name: str
 
 
-@dataclass
+@record
 class BusStats:
     reads: int = 0
     writes: int = 0

@@ -17,10 +17,10 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 from vmgui.vmm import layout
 from vmgui.vmm.memory import MemoryRegion, map_region
+from vmgui.vmm.record import record
 
 PAGE_SIZE = 4096
 BYTES_PER_PIXEL = 4
@@ -31,7 +31,7 @@ MIN_DIMENSION = 16
 MAX_CONSUMERS = 64
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FramebufferInfo:
     """What the bzImage loader writes into screen_info and what QMP hands to a viewer."""
 
@@ -69,7 +69,7 @@ class FramebufferInfo:
         return (self.pages + 63) // 64 * 8
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rect:
     x: int
     y: int

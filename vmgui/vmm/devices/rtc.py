@@ -32,7 +32,6 @@ Guest-visible contract (`Rtc.PORT_COUNT` ports from layout.RTC_INDEX):
 
 from __future__ import annotations
 
-import datetime
 import math
 import time
 from collections.abc import Callable
@@ -118,12 +117,16 @@ MAX_CPUS = 256
 
 KIB = 1024
 MIB = 1024 * KIB
-_EPOCH = datetime.datetime(1970, 1, 1)
 #: Guest time is kept inside the range the registers (century + year) can express.
 MIN_YEAR = 1
 MAX_YEAR = 9999
-_MIN_TIME = (datetime.datetime(MIN_YEAR, 1, 1) - _EPOCH).total_seconds()
-_MAX_TIME = (datetime.datetime(MAX_YEAR, 12, 31, 23, 59, 59) - _EPOCH).total_seconds()
+# The same range in seconds since the Unix epoch, from day ordinals rather than datetime
+# arithmetic: datetime is imported only when the guest first reads or sets the clock (importing
+# it costs ~1 ms of the VMM's start-up). tests/vmm/devices/test_rtc.py checks them.
+_DAY = 86_400
+_EPOCH_ORDINAL = 719_163  # datetime.date(1970, 1, 1).toordinal()
+_MIN_TIME = float((1 - _EPOCH_ORDINAL) * _DAY)  # MIN_YEAR-01-01 00:00:00
+_MAX_TIME = float((3_652_059 - _EPOCH_ORDINAL) * _DAY + _DAY - 1)  # MAX_YEAR-12-31 23:59:59
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -309,7 +312,9 @@ class Rtc(ByteRegisters):
         return self._encoded
 
     def _encode_time(self, second: int) -> dict[int, int]:
-        t = _EPOCH + datetime.timedelta(seconds=second)
+        import datetime  # noqa: PLC0415 - see _MIN_TIME
+
+        t = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=second)
         if self._cmos[REG_B] & B_24H:
             hours = self._encode(t.hour)
         else:
@@ -337,13 +342,15 @@ class Rtc(ByteRegisters):
         )
         month = _clamp(self._decode(fields[REG_MONTH]), 1, 12)
         day = _clamp(self._decode(fields[REG_DAY]), 1, 31)
+        import datetime  # noqa: PLC0415 - see _MIN_TIME
+
         moment = datetime.datetime(year, month, 1) + datetime.timedelta(
             days=day - 1,
             hours=_clamp(hour, 0, 23),
             minutes=_clamp(self._decode(fields[REG_MINUTES]), 0, 59),
             seconds=_clamp(self._decode(fields[REG_SECONDS]), 0, 59),
         )
-        target = _clamp_time((moment - _EPOCH).total_seconds())
+        target = _clamp_time((moment - datetime.datetime(1970, 1, 1)).total_seconds())
         self._offset = target - self._clock()
         self._last_second = math.floor(self._now())  # a new time is not an update cycle
 

@@ -14,28 +14,28 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from vmgui.vmm import layout
 from vmgui.vmm.devices.bus import Bus
 from vmgui.vmm.errors import VmmError
 from vmgui.vmm.memory import GuestMemory
-from vmgui.vmm.virtio.block import DiskImageError
-from vmgui.vmm.virtio.device import VirtioDevice
+from vmgui.vmm.record import TYPE_CHECKING, field, record
+from vmgui.vmm.virtio.device import DeviceSetupError, VirtioDevice
 from vmgui.vmm.virtio.iothread import IoThread
 from vmgui.vmm.virtio.mmio import REG_QUEUE_NOTIFY, VirtioMmioTransport
-from vmgui.vmm.virtio.net_backends import NetBackendError
 
 DeviceFactory = Callable[[], VirtioDevice]
 
 
-class EventfdVm(Protocol):
-    """The two vmgui.vmm.kvm.VmFd calls we need (a Protocol keeps tests free to pass a VmFd)."""
+if TYPE_CHECKING:  # typing costs ~4 ms of VMM start-up
+    from typing import Protocol
 
-    def irqfd(self, fd: int, gsi: int) -> None: ...
+    class EventfdVm(Protocol):
+        """The two vmgui.vmm.kvm.VmFd calls we need (a Protocol keeps tests free to pass a VmFd)."""
 
-    def ioeventfd(self, fd: int, addr: int, length: int, *, datamatch: int | None = None) -> None: ...
+        def irqfd(self, fd: int, gsi: int) -> None: ...
+
+        def ioeventfd(self, fd: int, addr: int, length: int, *, datamatch: int | None = None) -> None: ...
 
 
 def slot_base(index: int) -> int:
@@ -50,7 +50,7 @@ def cmdline(count: int) -> str:
     )
 
 
-@dataclass
+@record
 class AttachedDevice:
     transport: VirtioMmioTransport
     io: IoThread
@@ -92,7 +92,7 @@ def add_virtio_devices(
     try:
         for index, factory in enumerate(factories):
             result.devices.append(_attach(vm, mem, mmio_bus, index, factory))
-    except (DiskImageError, NetBackendError) as e:
+    except DeviceSetupError as e:
         result.close()
         raise VmmError(str(e)) from None
     except BaseException:

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Callable
 
 from vmgui.vmm.virtio import buffers
-from vmgui.vmm.virtio.device import VIRTIO_ID_BLOCK, VirtioDevice
+from vmgui.vmm.virtio.device import VIRTIO_ID_BLOCK, DeviceSetupError, VirtioDevice
 from vmgui.vmm.virtio.queue import MAX_QUEUE_SIZE, DescriptorChain
 
 SECTOR_SIZE = 512
@@ -55,7 +55,7 @@ VIRTIO_BLK_S_UNSUPP = 2
 _HEADER = struct.Struct("<IIQ")
 
 
-class DiskImageError(Exception):
+class DiskImageError(DeviceSetupError):
     """A disk image that cannot be attached; the message is one line for the user."""
 
 

@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 from vmgui.vmm.virtio.queue import Queue
 
+
+class DeviceSetupError(Exception):
+    """A device model cannot start (bad disk image, no network backend): one line for the user."""
+
 VIRTIO_ID_NET = 1
 VIRTIO_ID_BLOCK = 2
 VIRTIO_ID_RNG = 4

@@ -18,6 +18,8 @@ import struct
 import subprocess
 from typing import Protocol
 
+from vmgui.vmm.virtio.device import DeviceSetupError
+
 #: Largest frame we carry: 1500-byte MTU + Ethernet header (+ a VLAN tag), no offloads.
 MAX_FRAME = 1522
 #: Bytes read from a stream backend per call.
@@ -31,7 +33,7 @@ _IFF_TAP = 0x0002
 _IFF_NO_PI = 0x1000
 
 
-class NetBackendError(Exception):
+class NetBackendError(DeviceSetupError):
     """A network backend that cannot be set up; the message is one line for the user."""
 
 

@@ -11,10 +11,7 @@ import argparse
 from collections.abc import Callable
 
 from vmgui.vmm.errors import VmmError
-from vmgui.vmm.virtio.block import VirtioBlock
 from vmgui.vmm.virtio.device import VirtioDevice
-from vmgui.vmm.virtio.net import VirtioNet, parse_mac, stable_mac
-from vmgui.vmm.virtio.net_backends import open_backend
 from vmgui.vmm.virtio.rng import VirtioRng
 
 DeviceFactory = Callable[[], VirtioDevice]
@@ -47,6 +44,8 @@ def parse_disk(spec: str) -> tuple[str, bool]:
 
 
 def _disk_factory(path: str, read_only: bool) -> DeviceFactory:
+    from vmgui.vmm.virtio.block import VirtioBlock  # noqa: PLC0415 - only for --disk
+
     return lambda: VirtioBlock(path, read_only=read_only)
 
 
@@ -59,6 +58,9 @@ def virtio_factories(args: argparse.Namespace, vm_name: str) -> list[DeviceFacto
     if net not in ("none", "passt") and not net.startswith("tap:"):
         raise VmmError(f"--net {net!r}: expected none, passt or tap:NAME")
     if net != "none":
+        from vmgui.vmm.virtio.net import VirtioNet, parse_mac, stable_mac  # noqa: PLC0415
+        from vmgui.vmm.virtio.net_backends import open_backend  # noqa: PLC0415
+
         try:
             mac = parse_mac(args.mac) if args.mac else stable_mac(vm_name)
         except ValueError as e:

@@ -18,9 +18,9 @@ descriptor while we walk it cannot make us act on a value we did not check.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from vmgui.vmm.memory import GuestMemory, GuestMemoryError
+from vmgui.vmm.record import field, record
 
 #: Largest queue size we accept (and advertise as QueueNumMax); the spec allows 32768.
 MAX_QUEUE_SIZE = 256
@@ -47,7 +47,7 @@ class QueueError(Exception):
     """The guest programmed a queue or descriptor chain that breaks the virtio rules."""
 
 
-@dataclass
+@record
 class DescriptorChain:
     """One available request, resolved into zero-copy views of guest memory (for preadv/pwritev)."""
 

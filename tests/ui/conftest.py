@@ -1,0 +1,100 @@
+"""Fixtures for GUI tests: a real MainWindow on the qasync loop with an isolated config dir."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import shiboken6
+
+from vmgui.settings import Settings, save_settings
+
+T = TypeVar("T")
+
+
+def run(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+    """Like `loop.run_until_complete`, minus qasync's trailing processEvents().
+
+    qasync's run_until_complete processes pending Qt events once more *after* it has cleared
+    asyncio's running loop; task steps resumed there see no running loop, and any
+    `asyncio.get_running_loop()` in them raises and kills the task. The app runs its loop
+    forever, so only tests meet this; they use this helper instead.
+    """
+    future = asyncio.ensure_future(awaitable, loop=loop)
+    future.add_done_callback(lambda _f: loop.stop())
+    loop.run_forever()
+    if not future.done():
+        raise RuntimeError("the event loop stopped before the awaited work finished")
+    return future.result()
+
+
+def run_until(
+    loop: asyncio.AbstractEventLoop,
+    predicate: Callable[[], object],
+    timeout: float = 15.0,
+    what: str = "condition",
+) -> None:
+    """Spin the qasync loop (Qt events and asyncio tasks) until `predicate()` is truthy."""
+
+    async def poll() -> None:
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    run(loop, poll())
+
+
+def wait_dialog(
+    loop: asyncio.AbstractEventLoop, get: Callable[[], Any], previous: Any = None
+) -> Any:
+    """Wait until `get()` returns a new, visible dialog (not `previous`) and return it."""
+
+    def ready() -> bool:
+        d = get()
+        return d is not None and d is not previous and shiboken6.isValid(d) and d.isVisible()
+
+    run_until(loop, ready, what="dialog")
+    return get()
+
+
+def spin(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    run(loop, asyncio.sleep(seconds))
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def make_window(
+    qt_loop: asyncio.AbstractEventLoop, qtbot: object, config_home: Path
+) -> Iterator[Callable[..., object]]:
+    """Factory: make_window(uris=[...], settings=None) -> a shown MainWindow; closed at teardown."""
+    from vmgui.app import make_backend
+    from vmgui.ui.main_window import MainWindow
+
+    windows: list[MainWindow] = []
+
+    def make(uris: list[str] | None = None, settings: Settings | None = None) -> MainWindow:
+        s = settings or Settings(connections=list(uris or []))
+        if settings is None:
+            save_settings(s)
+        w = MainWindow(s, make_backend)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        if shiboken6.isValid(w):
+            w.close()
+            run(qt_loop, w.shutdown())
+            w.deleteLater()

@@ -1,0 +1,86 @@
+"""User preferences, persisted as one JSON file in the XDG config dir.
+
+Every reader and writer goes through `load_settings`/`save_settings` (one accessor), so the file
+format lives in one place. Writes are atomic (temp file + fsync + rename): a crash mid-write leaves
+the previous file intact, never a truncated one. Unknown or malformed values fall back to defaults
+instead of stopping the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "vmgui"
+MIN_STATS_INTERVAL_S = 1
+MAX_STATS_INTERVAL_S = 10
+DEFAULT_STATS_INTERVAL_S = 2
+ALL_COLUMNS = ("name", "state", "cpu", "memory", "host")
+
+
+@dataclass
+class Settings:
+    connections: list[str] = field(default_factory=list)
+    stats_interval_s: int = DEFAULT_STATS_INTERVAL_S
+    visible_columns: list[str] = field(default_factory=lambda: list(ALL_COLUMNS))
+
+
+def config_path() -> Path:
+    """Resolved at call time so tests (and users) can point XDG_CONFIG_HOME elsewhere."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "settings.json"
+
+
+def _clean(raw: dict[str, Any]) -> Settings:
+    s = Settings()
+    conns = raw.get("connections")
+    if isinstance(conns, list):
+        s.connections = list(dict.fromkeys(c for c in conns if isinstance(c, str) and c))
+    interval = raw.get("stats_interval_s")
+    if isinstance(interval, int) and not isinstance(interval, bool):
+        s.stats_interval_s = min(MAX_STATS_INTERVAL_S, max(MIN_STATS_INTERVAL_S, interval))
+    cols = raw.get("visible_columns")
+    if isinstance(cols, list):
+        picked = [c for c in ALL_COLUMNS if c in cols]
+        # The name column identifies a row; hiding it would make the list meaningless.
+        s.visible_columns = picked if "name" in picked else ["name", *picked]
+    return s
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    path = path or config_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Settings()
+    return _clean(raw) if isinstance(raw, dict) else Settings()
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Atomic replace; raises OSError (with the path in it) when the dir is not writable."""
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(asdict(settings), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+

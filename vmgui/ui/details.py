@@ -1,0 +1,229 @@
+"""Details of the selected VM: overview, hardware summary, domain XML, live performance graphs.
+
+Reads VM data from the table model and history only; the XML is fetched through the backend
+asynchronously whenever the selection (or the VM's state) changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QPlainTextEdit,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
+
+from vmgui.model import VmInfo
+from vmgui.ui.connections import ConnectionManager, readable
+from vmgui.ui.formatting import format_bytes, format_kib, format_percent, format_rate
+from vmgui.ui.graphs import GraphWidget, Series
+from vmgui.ui.vm_model import VmKey, VmTableModel
+
+_MEMORY_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
+                 "g": 1024**3, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def hardware_summary(xml: str) -> list[tuple[str, str]]:
+    """(device, description) rows from libvirt domain XML; tolerant of anything missing."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return []
+    rows: list[tuple[str, str]] = []
+    os_type = root.find("os/type")
+    if os_type is not None:
+        rows.append(("Machine", " ".join(filter(None, [
+            root.get("type", ""), os_type.get("arch", ""), os_type.get("machine", ""),
+            (os_type.text or "").strip()]))))
+    vcpu = root.findtext("vcpu")
+    if vcpu:
+        rows.append(("Processors", f"{vcpu.strip()} vCPU"))
+    mem = root.find("memory")
+    if mem is not None and (mem.text or "").strip().isdigit():
+        factor = _MEMORY_UNITS.get(mem.get("unit", "KiB").lower(), 1024)
+        rows.append(("Memory", format_bytes(int(mem.text or 0) * factor)))
+    kernel = root.findtext("os/kernel")
+    if kernel:
+        rows.append(("Direct kernel boot", kernel.strip()))
+    for disk in root.findall("devices/disk"):
+        target = disk.find("target")
+        source = disk.find("source")
+        where = ""
+        if source is not None:
+            where = source.get("file") or source.get("dev") or source.get("name") or ""
+        dev = target.get("dev", "?") if target is not None else "?"
+        rows.append((f"Disk {dev}", f"{disk.get('device', 'disk')} {where}".strip()))
+    for nic in root.findall("devices/interface"):
+        mac = nic.find("mac")
+        model = nic.find("model")
+        parts = [nic.get("type", "")]
+        if model is not None:
+            parts.append(model.get("type", ""))
+        if mac is not None:
+            parts.append(mac.get("address", ""))
+        rows.append(("Network", " ".join(p for p in parts if p)))
+    for gfx in root.findall("devices/graphics"):
+        rows.append(("Display", gfx.get("type", "").upper()))
+    serials = root.findall("devices/serial")
+    if serials:
+        rows.append(("Serial ports", str(len(serials))))
+    return rows
+
+
+class DetailsView(QTabWidget):
+    def __init__(
+        self, model: VmTableModel, manager: ConnectionManager, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._manager = manager
+        self._key: VmKey | None = None
+        self._xml_task: asyncio.Task[None] | None = None
+        self._shown_state: Any = None
+
+        overview = QWidget()
+        form = QFormLayout(overview)
+        self.overview_labels: dict[str, QLabel] = {}
+        for field in ("Name", "State", "UUID", "Connection", "vCPUs", "Memory", "Persistent",
+                      "Autostart"):
+            label = QLabel()
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(field + ":", label)
+            self.overview_labels[field] = label
+        self.addTab(overview, "Overview")
+
+        self.hardware = QTreeWidget()
+        self.hardware.setHeaderLabels(["Device", "Details"])
+        self.hardware.setRootIsDecorated(False)
+        self.addTab(self.hardware, "Hardware")
+
+        self.xml_view = QPlainTextEdit()
+        self.xml_view.setReadOnly(True)
+        self.xml_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.xml_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.addTab(self.xml_view, "XML")
+
+        perf = QWidget()
+        grid = QGridLayout(perf)
+        self.cpu_graph = GraphWidget("CPU", format_percent, fixed_max=100.0)
+        self.memory_graph = GraphWidget("Memory", lambda v: format_kib(int(v)))
+        self.disk_graph = GraphWidget("Disk I/O", format_rate)
+        self.net_graph = GraphWidget("Network I/O", format_rate)
+        grid.addWidget(self.cpu_graph, 0, 0)
+        grid.addWidget(self.memory_graph, 0, 1)
+        grid.addWidget(self.disk_graph, 1, 0)
+        grid.addWidget(self.net_graph, 1, 1)
+        self.addTab(perf, "Performance")
+
+        model.dataChanged.connect(self._on_data_changed)
+        model.rowsRemoved.connect(self._on_rows_removed)
+        manager.stats_updated.connect(self._on_stats)
+        self.show_vm(None)
+
+    @property
+    def key(self) -> VmKey | None:
+        return self._key
+
+    def show_vm(self, key: VmKey | None) -> None:
+        self._key = key
+        vm = self._model.vm(key) if key else None
+        self.setEnabled(vm is not None)
+        self._fill_overview(vm)
+        self._refresh_graphs()
+        self._shown_state = vm.state if vm else None
+        self._fetch_xml()
+
+    def _fill_overview(self, vm: VmInfo | None) -> None:
+        values = {
+            "Name": vm.name if vm else "",
+            "State": (vm.state.value + (f" ({vm.reason})" if vm.reason else "")) if vm else "",
+            "UUID": vm.vm_id if vm else "",
+            "Connection": vm.connection if vm else "",
+            "vCPUs": str(vm.vcpus) if vm and vm.vcpus else "",
+            "Memory": format_kib(vm.memory_kib) if vm and vm.memory_kib else "",
+            "Persistent": ("yes" if vm.persistent else "no") if vm else "",
+            "Autostart": ("yes" if vm.autostart else "no") if vm else "",
+        }
+        for k, v in values.items():
+            self.overview_labels[k].setText(v)
+
+    def _fetch_xml(self) -> None:
+        if self._xml_task is not None:
+            self._xml_task.cancel()
+        self.hardware.clear()
+        if self._key is None:
+            self.xml_view.setPlainText("")
+            return
+        self._xml_task = asyncio.ensure_future(self._load_xml(self._key))
+
+    async def _load_xml(self, key: VmKey) -> None:
+        backend = self._manager.backend(key[0])
+        if backend is None:
+            return
+        try:
+            xml = await backend.details_xml(key[1])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown in place of the XML, never raised
+            xml = ""
+            self.xml_view.setPlainText(f"The description is not available: {readable(exc)}")
+        if key != self._key:
+            return
+        if xml:
+            self.xml_view.setPlainText(xml)
+        self.hardware.clear()
+        for device, text in hardware_summary(xml):
+            self.hardware.addTopLevelItem(QTreeWidgetItem([device, text]))
+        self.hardware.resizeColumnToContents(0)
+
+    def _on_data_changed(self, top: Any, bottom: Any, roles: Any = None) -> None:
+        if self._key is None:
+            return
+        row = self._model.row_of(self._key)
+        if not top.row() <= row <= bottom.row() or top.column() > 1:
+            return
+        vm = self._model.vm(self._key)
+        self._fill_overview(vm)
+        if vm is not None and vm.state != self._shown_state:
+            self._shown_state = vm.state
+            self._fetch_xml()  # the live XML differs from the inactive one
+
+    def _on_rows_removed(self, *_: Any) -> None:
+        if self._key is not None and self._model.vm(self._key) is None:
+            self.show_vm(None)
+
+    def _on_stats(self, uri: str, keys: list[VmKey]) -> None:
+        if self._key is not None and self._key[0] == uri and self._key in keys:
+            self._refresh_graphs()
+
+    def _refresh_graphs(self) -> None:
+        h = self._model.history(self._key) if self._key else []
+        self.cpu_graph.set_series([Series("", [r.cpu_percent for r in h])])
+        self.memory_graph.set_fixed_max(float(h[-1].memory_total_kib) if h else None)
+        self.memory_graph.set_series([Series("used", [float(r.memory_used_kib) for r in h])])
+        self.disk_graph.set_series([
+            Series("read", [r.disk_read_bps for r in h]),
+            Series("write", [r.disk_write_bps for r in h]),
+        ])
+        self.net_graph.set_series([
+            Series("rx", [r.net_rx_bps for r in h]),
+            Series("tx", [r.net_tx_bps for r in h]),
+        ])
+
+    def closeEvent(self, event: Any) -> None:
+        if self._xml_task is not None:
+            with contextlib.suppress(RuntimeError):
+                self._xml_task.cancel()
+        super().closeEvent(event)
+

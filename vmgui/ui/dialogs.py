@@ -1,0 +1,187 @@
+"""Small dialogs: add connection, delete VM, credentials.
+
+Each is opened with `open()` (window-modal, non-blocking), never `exec()`: a nested event loop
+would stall the asyncio tasks that keep the VM list live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+URI_PRESETS = (
+    "qemu:///system",
+    "qemu:///session",
+    "qemu+ssh://host/system",
+    "qemu+tcp://host/system",
+    "test:///default",
+)
+_URI_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s]*$")
+
+
+def uri_problem(uri: str, existing: list[str]) -> str:
+    """Why `uri` cannot be added, or "" when it can (checked before anything is saved)."""
+    if not uri:
+        return "Enter a connection URI, for example qemu:///system."
+    if not _URI_RE.match(uri):
+        return f"“{uri}” is not a connection URI; it should look like qemu:///system."
+    if uri in existing:
+        return f"{uri} is already in the list."
+    return ""
+
+
+class AddConnectionDialog(QDialog):
+    """URI entry with presets; refuses bad input inline so what was typed is never lost."""
+
+    def __init__(self, existing: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add Connection")
+        self._existing = existing
+        self.uri_box = QComboBox()
+        self.uri_box.setEditable(True)
+        self.uri_box.addItems(URI_PRESETS)
+        self.uri_box.setCurrentText("")
+        line = self.uri_box.lineEdit()
+        assert line is not None
+        line.setPlaceholderText("qemu:///system")
+        self.uri_box.setMinimumWidth(360)
+        self.error_label = QLabel()
+        self.error_label.setStyleSheet("color: #c62828")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        assert ok is not None
+        ok.setText("Connect")
+        self.buttons.accepted.connect(self._check_and_accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("URI:", self.uri_box)
+        hint = QLabel("libvirt URIs: qemu:///system, qemu+ssh://user@host/system, test:///default")
+        hint.setStyleSheet("color: gray")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(hint)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.buttons)
+
+    def uri(self) -> str:
+        return self.uri_box.currentText().strip()
+
+    def _check_and_accept(self) -> None:
+        problem = uri_problem(self.uri(), self._existing)
+        if problem:
+            self.error_label.setText(problem)
+            self.error_label.show()
+            return
+        self.accept()
+
+
+class DeleteVmDialog(QDialog):
+    """The confirmation itself: nothing is deleted unless the user presses the Delete button."""
+
+    def __init__(self, vm_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Delete Virtual Machine")
+        text = QLabel(
+            f"Delete the virtual machine “{vm_name}”?\n"
+            "Its definition is removed; this cannot be undone."
+        )
+        self.storage_box = QCheckBox("Also delete its storage (disk images)")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.delete_button = self.buttons.addButton(
+            "Delete", QDialogButtonBox.ButtonRole.DestructiveRole
+        )
+        self.delete_button.clicked.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.storage_box.toggled.connect(self._relabel)
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        assert cancel is not None
+        cancel.setDefault(True)  # Enter must not delete anything
+        layout = QVBoxLayout(self)
+        layout.addWidget(text)
+        layout.addWidget(self.storage_box)
+        layout.addWidget(self.buttons)
+
+    def _relabel(self, checked: bool) -> None:
+        self.delete_button.setText("Delete VM and Storage" if checked else "Delete")
+
+    @property
+    def delete_storage(self) -> bool:
+        return self.storage_box.isChecked()
+
+
+class CredentialPromptLike(Protocol):
+    """What the backend asks (its CredentialPrompt); duck-typed so the UI never imports libvirt."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def default(self) -> str: ...
+
+    @property
+    def secret(self) -> bool: ...
+
+
+class CredentialsDialog(QDialog):
+    """One field per prompt libvirt's openAuth asks for (user name, password, passphrase...)."""
+
+    def __init__(
+        self, uri: str, prompts: Sequence[CredentialPromptLike], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Authentication Required")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"{uri} asks for credentials:"))
+        form = QFormLayout()
+        self.fields: list[QLineEdit] = []
+        for p in prompts:
+            edit = QLineEdit(p.default)
+            if p.secret:
+                edit.setEchoMode(QLineEdit.EchoMode.Password)
+            form.addRow(p.prompt.rstrip(": ") + ":", edit)
+            self.fields.append(edit)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def answers(self) -> list[str]:
+        return [f.text() for f in self.fields]
+
+
+async def run_dialog(dialog: QDialog) -> bool:
+    """Open `dialog` window-modally and await its verdict without a nested event loop."""
+    fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def done(result: int) -> None:
+        if not fut.done():
+            fut.set_result(result == QDialog.DialogCode.Accepted.value)
+
+    dialog.finished.connect(done)
+    dialog.open()
+    try:
+        return await fut
+    finally:
+        dialog.finished.disconnect(done)
+

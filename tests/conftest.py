@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,17 +18,48 @@ pytest_plugins = [
 ]
 
 
+def _test_loop_class() -> type:
+    import qasync
+
+    class TestQEventLoop(qasync.QEventLoop):  # type: ignore[misc, name-defined]
+        """qasync's loop, kept marked as asyncio's running loop for the whole test.
+
+        Qt dispatches the loop's callbacks in *any* processEvents(): qtbot's clicks, pytest-qt's
+        teardown, and the extra pass qasync's run_until_complete makes after it has cleared the
+        running loop. A backend task step resumed there sees no running loop and dies ("no
+        running event loop", or an asyncio.Event bound to no loop), and rows stop following
+        events. In the app the loop never stops, so only tests meet this; here the loop stays
+        "running" between runs and run_until_complete skips the trailing pass.
+        """
+
+        def run_forever(self) -> None:
+            try:
+                super().run_forever()
+            finally:
+                asyncio.events._set_running_loop(self)
+
+        def run_until_complete(self, future: Any) -> Any:
+            fut = asyncio.ensure_future(future, loop=self)
+            fut.add_done_callback(lambda _f: self.stop())
+            self.run_forever()
+            if not fut.done():
+                raise RuntimeError("the event loop stopped before the awaited work finished")
+            return fut.result()
+
+    return TestQEventLoop
+
+
 @pytest.fixture
 def qt_loop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
-    """A qasync event loop on the Qt application, current for this test only.
+    """A qasync event loop on the Qt application, current (and "running") for this test only.
 
     Tests drive it with `qt_loop.run_until_complete(coro)`; pending tasks are cancelled and the
     loop closed at teardown (never `already_running=True` + `stop()`, which quits the app).
+    Plain `asyncio.run()` cannot be used inside a test that takes this fixture.
     """
-    import qasync
-
-    loop = qasync.QEventLoop(qapp)
+    loop = _test_loop_class()(qapp)
     asyncio.set_event_loop(loop)
+    asyncio.events._set_running_loop(loop)
     try:
         yield loop
     finally:
@@ -36,5 +68,6 @@ def qt_loop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
             t.cancel()
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        asyncio.events._set_running_loop(None)
         loop.close()
         asyncio.set_event_loop(None)

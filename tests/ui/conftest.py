@@ -16,19 +16,8 @@ T = TypeVar("T")
 
 
 def run(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
-    """Like `loop.run_until_complete`, minus qasync's trailing processEvents().
-
-    qasync's run_until_complete processes pending Qt events once more *after* it has cleared
-    asyncio's running loop; task steps resumed there see no running loop, and any
-    `asyncio.get_running_loop()` in them raises and kills the task. The app runs its loop
-    forever, so only tests meet this; they use this helper instead.
-    """
-    future = asyncio.ensure_future(awaitable, loop=loop)
-    future.add_done_callback(lambda _f: loop.stop())
-    loop.run_forever()
-    if not future.done():
-        raise RuntimeError("the event loop stopped before the awaited work finished")
-    return future.result()
+    """Run `awaitable` on the test loop (tests/conftest.py explains why that loop is special)."""
+    return loop.run_until_complete(awaitable)
 
 
 def run_until(

@@ -16,7 +16,6 @@ from pytestqt.qtbot import QtBot
 from tests.fixtures.libvirtd import write_test_driver_xml
 from tests.support import need, need_kvm
 from tests.ui.conftest import run_until
-from tests.ui.test_new_vm_wizard import loop_marked_running
 from vmgui.host.probe import emulation_warning, probe_host_async
 from vmgui.model.host import HostStatus, Verdict
 from vmgui.ui.emulation_warning import (
@@ -29,12 +28,6 @@ from vmgui.ui.emulation_warning import (
 
 VM_XML = """<domain type='{type}'><name>{name}</name><memory unit='MiB'>64</memory>
 <vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"""
-
-
-@pytest.fixture
-def qt_loop(qt_loop: asyncio.AbstractEventLoop) -> Iterator[asyncio.AbstractEventLoop]:
-    with loop_marked_running(qt_loop):  # see there: backend tasks never run outside the loop
-        yield qt_loop
 
 
 @pytest.fixture(scope="module")

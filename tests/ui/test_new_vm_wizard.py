@@ -5,7 +5,6 @@ libvirtd: it defines real TCG guests, picks 'qemu' with the emulation warning on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,40 +28,6 @@ GIB = 1024**3
 NEXT = QWizard.WizardButton.NextButton
 FINISH = QWizard.WizardButton.FinishButton
 BACK = QWizard.WizardButton.BackButton
-
-
-@contextlib.contextmanager
-def loop_marked_running(loop: asyncio.AbstractEventLoop) -> Iterator[asyncio.AbstractEventLoop]:
-    """Keep `loop` marked as asyncio's running loop for a whole test.
-
-    With qasync, Qt dispatches the loop's callbacks in *any* processEvents(): the one qasync
-    runs after run_until_complete, and the ones qtbot's clicks and teardown run. The
-    running loop is unset there, so a backend task step dispatched then (a libvirt event
-    arriving) fails with "no running event loop" or binds an asyncio.Event to no loop, and the
-    backend's event worker dies. In the app the loop never stops, so this is a test-harness
-    concern only (tests/conftest.py's qt_loop would be the place to fix it for every test).
-    """
-    events = asyncio.events
-
-    def forever() -> None:
-        try:
-            type(loop).run_forever(loop)
-        finally:
-            events._set_running_loop(loop)  # qasync clears it on the way out
-
-    loop.run_forever = forever  # type: ignore[method-assign]
-    events._set_running_loop(loop)
-    try:
-        yield loop
-    finally:
-        del loop.run_forever
-        events._set_running_loop(None)
-
-
-@pytest.fixture
-def qt_loop(qt_loop: asyncio.AbstractEventLoop) -> Iterator[asyncio.AbstractEventLoop]:
-    with loop_marked_running(qt_loop):
-        yield qt_loop
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,8 @@ def ensure_event_loop() -> str:
             _glib = _GLib()
             _registered = True
     assert _glib is not None
-    qasync_loop = type(loop).__module__.partition(".")[0] == "qasync"
+    # Any subclass of qasync's loop counts (tests subclass it).
+    qasync_loop = any(c.__module__.partition(".")[0] == "qasync" for c in type(loop).__mro__)
     if qasync_loop and _glib.default_context_owned_here():
         return "glib-host"
     task = _pumps.get(loop)

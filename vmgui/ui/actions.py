@@ -8,7 +8,7 @@ was and the user gets one readable sentence.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
@@ -20,6 +20,9 @@ from vmgui.ui.dialogs import DeleteVmDialog, run_dialog
 from vmgui.ui.vm_model import VmKey, VmTableModel
 
 _ACTIVE = {VmState.RUNNING, VmState.BLOCKED}
+
+#: Asked before a start: (connection URI, VM) -> go ahead? (the emulated-host warning).
+StartConfirmation = Callable[[str, VmInfo], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class VmActions:
         report_error: Callable[[str], None],
         report_status: Callable[[str], None],
         parent: QWidget,
+        confirm_start: StartConfirmation | None = None,
     ) -> None:
         self._model = model
+        self._confirm_start = confirm_start
         self._manager = manager
         self._selected = selected
         self._report_error = report_error
@@ -108,8 +113,15 @@ class VmActions:
             return
         self._busy.add(key)
         self.update_enabled()
-        self._report_status(f"{spec.verb.capitalize()}: {vm.name}…")
         try:
+            if (
+                spec.name == "start"
+                and self._confirm_start is not None
+                and not await self._confirm_start(key[0], vm)
+            ):
+                self._report_status(f"Start: {vm.name}: cancelled")
+                return
+            self._report_status(f"{spec.verb.capitalize()}: {vm.name}…")
             await getattr(backend, spec.name)(key[1], *args)
         except asyncio.CancelledError:
             raise

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QStackedWidget,
+    QStyle,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -30,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from vmgui.backends.base import Backend
-from vmgui.model import ConnectionState, ConnectionStatus
+from vmgui.model import ConnectionState, ConnectionStatus, VmInfo
 from vmgui.settings import Settings, save_settings
 from vmgui.ui.actions import SPECS, VmActions
 from vmgui.ui.connections import ConnectionManager, readable
@@ -42,6 +43,7 @@ from vmgui.ui.dialogs import (
     run_dialog,
     uri_problem,
 )
+from vmgui.ui.emulation_warning import HostStatusCache, confirm_start
 from vmgui.ui.icons import app_icon, computer_icon, connection_icon
 from vmgui.ui.preferences import PreferencesDialog
 from vmgui.ui.sparkline import SparklineDelegate
@@ -115,8 +117,19 @@ class MainWindow(QMainWindow):
         splitter.setSizes([240, 860])
         self.setCentralWidget(splitter)
 
+        # The host measurement, shared by the host page, the wizard and the start warning.
+        self.host_status = HostStatusCache()
+        status_changed = getattr(self.host_page, "statusChanged", None)
+        if status_changed is not None:
+            status_changed.connect(self.host_status.set)
         self.vm_actions = VmActions(
-            self.model, self.manager, self.selected_key, self.show_error, self.show_status, self
+            self.model,
+            self.manager,
+            self.selected_key,
+            self.show_error,
+            self.show_status,
+            self,
+            confirm_start=self._confirm_start,
         )
         self._build_menus_and_toolbar()
         self.apply_visible_columns()
@@ -213,6 +226,13 @@ class MainWindow(QMainWindow):
     def _build_menus_and_toolbar(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        self.new_vm_action = QAction(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogNewFolder), "&New VM…", self
+        )
+        self.new_vm_action.setShortcut(QKeySequence(QKeySequence.StandardKey.New))
+        self.new_vm_action.setToolTip("Create a virtual machine (Ctrl+N)")
+        self.new_vm_action.triggered.connect(self.new_vm_wizard)
+        file_menu.addAction(self.new_vm_action)
         self.add_connection_action = QAction("&Add Connection…", self)
         self.add_connection_action.triggered.connect(self.add_connection_dialog)
         self.preferences_action = QAction("&Preferences…", self)
@@ -236,8 +256,50 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("actions")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addAction(self.new_vm_action)
+        toolbar.addSeparator()
         for spec in SPECS:
             toolbar.addAction(self.vm_actions.actions[spec.name])
+
+    # ---- creating and starting VMs ---------------------------------------------------------
+
+    def connected_backends(self) -> list[tuple[str, str, Backend]]:
+        """(uri, name, backend) of every connected connection, the one in view first."""
+        current = self.sidebar.currentItem()
+        shown = current.data(URI_ROLE) if current else ALL_URI
+        rows: list[tuple[str, str, Backend]] = []
+        for uri in self.manager.uris():
+            backend = self.manager.backend(uri)
+            status = self.manager.status(uri)
+            if backend is None or status is None or status.state is not ConnectionState.CONNECTED:
+                continue
+            rows.insert(0 if uri == shown else len(rows), (uri, backend.display_name, backend))
+        return rows
+
+    def new_vm_wizard(self) -> None:
+        backends = self.connected_backends()
+        if not backends:
+            self.show_error(
+                "There is no connected host to create a VM on: add a connection first "
+                "(File → Add Connection…)."
+            )
+            return
+        self.last_dialog = None
+        self.spawn(self._new_vm_wizard(backends))
+
+    async def _new_vm_wizard(self, backends: list[tuple[str, str, Backend]]) -> None:
+        from vmgui.ui.new_vm_wizard import run_new_vm_wizard  # noqa: PLC0415 - opened rarely
+
+        info = await run_new_vm_wizard(self, backends, self.host_status)
+        if info is not None:
+            self.show_status(f"Created “{info.name}”")
+            self.select_vm((info.connection, info.vm_id))
+
+    async def _confirm_start(self, uri: str, vm: VmInfo) -> bool:
+        backend = self.manager.backend(uri)
+        if backend is None:
+            return True
+        return await confirm_start(self, backend, vm.vm_id, await self.host_status(), vm.name)
 
     def apply_visible_columns(self) -> None:
         for col, key in COLUMN_KEYS.items():

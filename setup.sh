@@ -53,8 +53,10 @@ WANT="$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)-$EXTRAS"
 if [ ! -x .venv/bin/python ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  # compat mode: a plain .pth path entry, no import hook on every start (vmgui-vmm start-up)
-  .venv/bin/python -m pip install -q -e "$EXTRAS" --config-settings editable_mode=compat
+  # compat mode: a plain .pth path entry, no import hook on every start (vmgui-vmm start-up);
+  # setuptools calls it transitional, so fall back to a normal editable install once it is gone.
+  .venv/bin/python -m pip install -q -e "$EXTRAS" --config-settings editable_mode=compat 2>/dev/null \
+    || .venv/bin/python -m pip install -q -e "$EXTRAS"
   echo "$WANT" > "$STAMP"
 fi
 

@@ -115,6 +115,20 @@ def _wait_done(qt_loop: asyncio.AbstractEventLoop, wizard: NewVmWizard) -> None:
     )
 
 
+def _name_finish_and_read_xml(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, wizard: NewVmWizard, lv_conn: Any, name: str
+) -> Any:
+    """Type the name, go to the summary, Finish; the domain XML libvirt now holds."""
+    import xml.etree.ElementTree as ET
+
+    _type_name(qtbot, wizard, name)
+    _click(qtbot, wizard.button(NEXT))
+    _click(qtbot, wizard.button(FINISH))
+    _wait_done(qt_loop, wizard)
+    assert not wizard.isVisible(), wizard.summary.error.text()
+    return ET.fromstring(lv_conn.lookupByName(name).XMLDesc(0))
+
+
 def test_creates_tcg_vm_with_new_disk_and_kernel_boot(
     qtbot: QtBot,
     qt_loop: asyncio.AbstractEventLoop,
@@ -245,14 +259,7 @@ def test_bad_inputs_are_refused_and_nothing_is_lost(
 
     # Fixed: a free name goes through.
     name = f"wizard-iso-{uuid.uuid4().hex[:6]}"
-    _type_name(qtbot, wizard, name)
-    _click(qtbot, wizard.button(NEXT))
-    _click(qtbot, wizard.button(FINISH))
-    _wait_done(qt_loop, wizard)
-    assert not wizard.isVisible(), wizard.summary.error.text()
-    import xml.etree.ElementTree as ET
-
-    xml = ET.fromstring(lv_conn.lookupByName(name).XMLDesc(0))
+    xml = _name_finish_and_read_xml(qtbot, qt_loop, wizard, lv_conn, name)
     assert xml.find("devices/disk[@device='cdrom']/source").get("file") == str(iso)  # type: ignore[union-attr]
     assert int(xml.findtext("memory", "0")) == 300 * 1024
 
@@ -277,14 +284,7 @@ def test_imports_an_existing_disk_image(
     _click(qtbot, wizard.button(NEXT))
     name = f"appliance-{uuid.uuid4().hex[:6]}"
     assert wizard.naming.vm_name() == "appliance"
-    _type_name(qtbot, wizard, name)
-    _click(qtbot, wizard.button(NEXT))
-    _click(qtbot, wizard.button(FINISH))
-    _wait_done(qt_loop, wizard)
-    assert not wizard.isVisible(), wizard.summary.error.text()
-    import xml.etree.ElementTree as ET
-
-    xml = ET.fromstring(lv_conn.lookupByName(name).XMLDesc(0))
+    xml = _name_finish_and_read_xml(qtbot, qt_loop, wizard, lv_conn, name)
     disk = xml.find("devices/disk[@device='disk']")
     assert disk is not None
     assert disk.find("source").get("file") == str(image)  # type: ignore[union-attr]

@@ -252,7 +252,14 @@ class Machine:
             if self.board is not None:
                 self.board.close()
                 self.board = None
-            self._requests = collections.deque(r for r in self._requests if r[0] != "reset")
+            # Pending resets are served by this one. popleft, not iteration: the QMP thread
+            # and signal handlers may append meanwhile.
+            keep = []
+            for _ in range(len(self._requests)):
+                r = self._requests.popleft()
+                if r[0] not in ("reset", "host-reset"):
+                    keep.append(r)
+            self._requests.extendleft(reversed(keep))
             self.board = self._new_board()
             if self.fb is not None:
                 self.fb.damage.add_all()

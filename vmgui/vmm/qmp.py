@@ -52,6 +52,13 @@ log = logging.getLogger(__name__)
 
 #: Unread replies/events queued for one client before it is disconnected as stuck.
 MAX_QUEUED = 4096
+#: Unread bytes queued for one client before it is disconnected (replies echo the request's
+#: `id`, so one reply can be as large as a request).
+MAX_QUEUED_BYTES = 16 << 20
+#: Seconds before accepting again after accept() failed (e.g. out of fds).
+ACCEPT_RETRY = 0.1
+#: Key events waiting for the input loop; beyond this, keyboard commands are refused.
+MAX_INPUT_QUEUED = 4096
 #: QEMU RunState values we use.
 RUN_STATES = ("running", "paused", "shutdown", "internal-error", "prelaunch", "guest-panicked")
 
@@ -121,18 +128,20 @@ class Client:
         self.number = number
         self.negotiated = False
         self.queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
+        self.queued_bytes = 0
         self.closed = False
 
     def send(self, data: bytes, fd: int = -1) -> None:
         if self.closed:
             return
-        if self.queue.qsize() >= MAX_QUEUED:
+        if self.queue.qsize() >= MAX_QUEUED or self.queued_bytes + len(data) > MAX_QUEUED_BYTES:
             # A client that never reads must not grow our memory: hang up on it.
             self.closed = True
             self.queue.put_nowait(None)
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
             return
+        self.queued_bytes += len(data)
         self.queue.put_nowait((data, fd))
 
 
@@ -270,7 +279,12 @@ class QmpServer:
         loop = asyncio.get_running_loop()
         assert self._listener is not None
         while True:
-            sock, _ = await loop.sock_accept(self._listener)
+            try:
+                sock, _ = await loop.sock_accept(self._listener)
+            except OSError as e:  # EMFILE/ENFILE/ENOBUFS: keep the control socket alive
+                log.warning("QMP accept failed: %s", e)
+                await asyncio.sleep(ACCEPT_RETRY)
+                continue
             sock.setblocking(False)
             self._next_client += 1
             client = Client(sock, self._next_client)
@@ -319,6 +333,7 @@ class QmpServer:
                 if item is None:
                     return
                 data, fd = item
+                client.queued_bytes -= len(data)
                 if fd >= 0:
                     sent = await send_with_fd(loop, client.sock, data, fd)
                     data = data[sent:]
@@ -393,6 +408,11 @@ class QmpServer:
         return result, -1
 
     # ---- keyboard input, serialised so holds and releases keep their order
+
+    def input_room(self) -> int:
+        """How many more key events `queue_key` may take now."""
+        assert self._input is not None
+        return MAX_INPUT_QUEUED - self._input.qsize()
 
     def queue_key(self, scancodes: bytes, delay_after: float = 0.0) -> None:
         """One key event; the input loop delivers events in order, sleeping `delay_after`."""

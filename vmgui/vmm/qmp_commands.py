@@ -67,6 +67,12 @@ def _key_qcode(key: Any, where: str) -> str:
     raise QmpError(f"Parameter '{where}.type' does not accept value '{kind}'")
 
 
+def _check_input_room(server: QmpServer, events: int) -> None:
+    """Refuse a whole keyboard command the input queue cannot take (no half-pressed keys)."""
+    if events > server.input_room():
+        raise QmpError("Too many queued key events: wait for earlier keys to be delivered")
+
+
 def _cmd_query_status(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
     no_extra(args, ())
     status = server.control.status()
@@ -132,6 +138,7 @@ def _cmd_send_key(server: QmpServer, client: Client, args: dict[str, Any]) -> An
     if not 0 <= hold <= MAX_HOLD_MS:
         raise QmpError(f"Parameter 'hold-time' must be between 0 and {MAX_HOLD_MS} ms")
     qcodes = [_key_qcode(k, f"keys[{i}]") for i, k in enumerate(keys)]
+    _check_input_room(server, 2 * len(qcodes))
     try:
         presses = [server.keys.encode(q, True) for q in qcodes]
         releases = [server.keys.encode(q, False) for q in reversed(qcodes)]
@@ -166,6 +173,7 @@ def _cmd_input_send_event(server: QmpServer, client: Client, args: dict[str, Any
         down = arg(data, "down", bool, prefix=f"{where}.data.")
         key = arg(data, "key", dict, prefix=f"{where}.data.")
         parsed.append((_key_qcode(key, f"{where}.data.key"), down))
+    _check_input_room(server, len(parsed))
     try:
         events = [server.keys.encode(q, down) for q, down in parsed]
     except KeymapError as e:

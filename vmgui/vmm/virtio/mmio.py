@@ -340,10 +340,14 @@ class VirtioMmioTransport:
         self.stats.notifies += 1
         self.run(lambda: self.device.process(queue_index))
 
-    def run(self, handler: Callable[[], None]) -> None:
-        """Run a device event handler under the lock; guest violations break only this device."""
+    def run(self, handler: Callable[[], None], drain: bool = False) -> None:
+        """Run a device event handler under the lock; guest violations break only this device.
+
+        A broken device is deactivated (it touches no guest memory), but its host-fd handlers
+        (`drain`) still run so they empty their fds: skipped, poll would report them forever.
+        """
         with self._lock:
-            if self.broken:
+            if self.broken and not drain:
                 return
             try:
                 handler()
@@ -355,7 +359,7 @@ class VirtioMmioTransport:
         return [(fd, self._wrap(fn)) for fd, fn in self.device.fds()]
 
     def _wrap(self, fn: Callable[[], None]) -> Callable[[], None]:
-        return lambda: self.run(fn)
+        return lambda: self.run(fn, drain=True)
 
     def _used(self, queue_index: int) -> None:
         q = self.queues[queue_index]

@@ -36,3 +36,30 @@ def need_kvm() -> None:
         os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK),
         "/dev/kvm is missing or not read/writable by this user",
     )
+
+
+def without_permission_override() -> list[str]:
+    """Command prefix that runs a program as root *without* DAC override.
+
+    Permission tests need a process that /dev/kvm's mode can refuse. Becoming `nobody` would
+    also lock it out of the checkout and its venv when they sit in a 0700 home directory;
+    dropping the override capabilities keeps uid 0 (and the code readable) but makes file
+    modes apply again. As another user, plain permissions already apply: no prefix.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = need_tool("setpriv")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def kvm_node(directory: str | os.PathLike[str], mode: int, group: str = "kvm") -> str:
+    """A KVM character device node (10:232) owned by nobody:`group` with `mode` (needs root)."""
+    import grp
+    import stat
+
+    need(os.geteuid() == 0, "making a device node needs root")
+    path = os.path.join(os.fspath(directory), "kvm")
+    os.mknod(path, stat.S_IFCHR | mode, os.makedev(10, 232))
+    os.chown(path, 65534, grp.getgrnam(group).gr_gid)
+    os.chmod(path, mode)
+    return path

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support import need, need_kvm, need_tool
+from tests.support import kvm_node, need_kvm, without_permission_override
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,8 +34,8 @@ CONNECTION_KEYS = {
 
 def host_check(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "vmgui.app", "host-check", *args]
-    if unprivileged and os.geteuid() == 0:
-        cmd = [need_tool("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    if unprivileged:
+        cmd = [*without_permission_override(), *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
 
 
@@ -76,23 +75,19 @@ def test_text_output_is_verdict_first_then_sections() -> None:
     assert any(line.strip().startswith("Guest ring 0") for line in lines)
 
 
-def test_unprivileged_user_gets_exit_1_and_the_fix() -> None:
-    need(Path("/dev/kvm").exists(), "/dev/kvm does not exist here")
-    need(
-        os.geteuid() == 0 or not os.access("/dev/kvm", os.R_OK | os.W_OK),
-        "needs root (to become nobody) or a user without /dev/kvm access",
-    )
-    proc = host_check("--json", unprivileged=True)
+def test_unprivileged_user_gets_exit_1_and_the_fix(tmp_path: Path) -> None:
+    node = kvm_node(tmp_path, 0o660)  # udev's usual nobody-can't, group-kvm-can node
+    proc = host_check("--json", "--device", node, unprivileged=True)
     assert proc.returncode == 1, proc.stderr
     doc = as_json(proc)
     assert doc["verdict"] == "unavailable" and doc["can_run_vms"] is False
     assert doc["kvm"]["present"] is True and doc["kvm"]["usable"] is False
-    assert doc["kvm"]["problem"].startswith("permission denied opening /dev/kvm")
+    assert doc["kvm"]["problem"].startswith(f"permission denied opening {node}")
     assert "usermod -aG kvm" in doc["kvm"]["fix"]
     assert doc["speed"] is None
-    text = host_check(unprivileged=True)
+    text = host_check("--device", node, unprivileged=True)
     assert text.returncode == 1
-    assert text.stdout.startswith("VMs cannot run here: permission denied opening /dev/kvm")
+    assert text.stdout.startswith(f"VMs cannot run here: permission denied opening {node}")
     assert "Fix" in text.stdout
 
 

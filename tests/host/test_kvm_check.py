@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import need, need_kvm, need_tool
+from tests.support import kvm_node, need, need_kvm, without_permission_override
 from vmgui.host.cpuinfo import read_cpu, read_kvm_module
 from vmgui.host.kvm_check import DeviceAccess, UserGroups, check_kvm, diagnose
 from vmgui.model.host import CpuInfo, KvmModule
@@ -113,26 +112,18 @@ def test_real_dev_kvm_is_usable_with_the_features_the_vmm_needs() -> None:
     assert caps["max_vcpus"] >= caps["nr_vcpus"] >= 1
 
 
-def _as_unprivileged(code: str) -> subprocess.CompletedProcess[str]:
-    """Run python `code` as an ordinary user: `nobody` when we are root, else ourselves."""
-    cmd = [sys.executable, "-c", code]
-    if os.geteuid() == 0:
-        cmd = [need_tool("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
-
-
-def test_permission_denied_on_mode_000_device_as_unprivileged_user(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    node = tmp_path / "kvm"
-    node.write_bytes(b"")
-    node.chmod(0o000)
+def test_permission_denied_on_mode_000_device(tmp_path: Path) -> None:
+    node = kvm_node(tmp_path, 0o000)
     code = (
         "import json; from vmgui.host.kvm_check import check_kvm;"
         "from vmgui.host.cpuinfo import read_cpu, read_kvm_module;"
-        f"d = check_kvm(read_cpu(), read_kvm_module(), {str(node)!r});"
+        f"d = check_kvm(read_cpu(), read_kvm_module(), {node!r});"
         "print(json.dumps([d.present, d.opened, d.usable, d.problem, d.fix]))"
     )
-    proc = _as_unprivileged(code)
+    proc = subprocess.run(
+        [*without_permission_override(), sys.executable, "-c", code],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     present, opened, usable, problem, fix = json.loads(proc.stdout)
     assert present and not opened and not usable

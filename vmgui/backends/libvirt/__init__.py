@@ -8,12 +8,19 @@ as a BackendError row instead of hiding the others.
 from __future__ import annotations
 
 import asyncio
+import os
 
-from vmgui.backends.base import BackendError
-from vmgui.backends.libvirt.backend import LibvirtBackend
-from vmgui.backends.libvirt.credentials import AskCredentials, CredentialPrompt
-from vmgui.backends.libvirt.errors import validate_uri
-from vmgui.model import VmInfo
+# libvirt's client logs warnings (e.g. "getaddrinfo failed" for an unresolvable host name)
+# straight to stderr, where they garble `vmgui list` and the terminal the GUI started from.
+# vmgui reports what matters as sentences itself; a user's own LIBVIRT_LOG_OUTPUTS still wins.
+# Read once, when libvirt initialises on its first import: so this comes before any of ours.
+os.environ.setdefault("LIBVIRT_LOG_OUTPUTS", "4:file:/dev/null")
+
+from vmgui.backends.base import BackendError  # noqa: E402
+from vmgui.backends.libvirt.backend import LibvirtBackend  # noqa: E402
+from vmgui.backends.libvirt.credentials import AskCredentials, CredentialPrompt  # noqa: E402
+from vmgui.backends.libvirt.errors import validate_uri  # noqa: E402
+from vmgui.model import VmInfo  # noqa: E402
 
 __all__ = [
     "AskCredentials",

@@ -147,7 +147,11 @@ def test_signal_kicks_a_running_vcpu_out(kvm: k.Kvm) -> None:
             if not t.is_alive():
                 break
         assert not t.is_alive()
-        assert result == [k.KVM_EXIT_INTR]
+        detail = ""
+        if result == [k.KVM_EXIT_INTERNAL_ERROR]:  # seen twice under heavy load, never alone
+            ie = vcpu.run_state.exit.internal
+            detail = f" (internal error: suberror {ie.suberror}, data {list(ie.data[: ie.ndata])})"
+        assert result == [k.KVM_EXIT_INTR], f"exit reason {result}{detail}"
     finally:
         signal.signal(signal.SIGUSR1, old)
 

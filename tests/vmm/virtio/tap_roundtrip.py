@@ -1,4 +1,4 @@
-"""Run inside a private network namespace (`unshare -rn`) by test_net_tap.py: a virtio-net
+"""Run inside a private network namespace (`unshare -n`, or `-rn` when not root) by test_net_tap.py: a virtio-net
 device on a fresh TAP interface exchanges one frame each way with an AF_PACKET socket on that
 interface. Prints "tap ok" on success; any failure is an exception (non-zero exit)."""
 

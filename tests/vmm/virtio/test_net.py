@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,26 @@ def test_tx_frames_too_short_or_long_are_dropped(mem: GuestMemory) -> None:
         assert (net.tx_frames, net.tx_dropped) == (0, 2)
     finally:
         t.close()
+
+
+def test_a_passt_that_cannot_start_is_reported_with_its_reason(tmp_path: Path) -> None:
+    """Where passt cannot sandbox itself (e.g. no user namespaces) it exits at once: the VMM
+    must say so, with passt's own reason, instead of leaving the guest waiting in silence."""
+    fake = tmp_path / "passt"
+    fake.write_text(
+        "#!/bin/sh\necho \"Couldn't create user namespace: Operation not permitted\" >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    backend = PasstBackend(str(fake))
+    try:
+        deadline = time.monotonic() + 10
+        while not backend.peer_gone and time.monotonic() < deadline:
+            assert backend.recv_frames() == []
+            time.sleep(0.02)
+        assert backend.peer_gone
+        assert backend.failure == (
+            "passt stopped (exit status 1): Couldn't create user namespace: "
+            "Operation not permitted; the guest has no network"
+        )
+    finally:
+        backend.close()

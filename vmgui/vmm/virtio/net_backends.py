@@ -26,7 +26,11 @@ MAX_FRAME = 1522
 STREAM_READ_CHUNK = 256 * 1024
 #: A stream peer's partial frame must never grow our buffer without bound.
 STREAM_MAX_BUFFERED = 4 << 20
+#: How much of passt's messages is read when it stops (the last line is reported).
+PASST_MESSAGES_MAX = 64 * 1024
 PASST_STOP_TIMEOUT = 5.0
+#: How long the I/O thread waits for a passt that closed its socket to exit, for its status.
+PASST_EXIT_WAIT = 0.5
 
 _TUNSETIFF = 0x400454CA
 _IFF_TAP = 0x0002
@@ -60,6 +64,7 @@ class StreamBackend:
         self.sock = sock
         self._buffer = bytearray()
         self.dropped = 0
+        self.peer_gone = False
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -80,6 +85,9 @@ class StreamBackend:
         except OSError:
             data = b""
         if not data:
+            if not self.peer_gone:
+                self.peer_gone = True
+                self._on_peer_gone()
             return []
         self._buffer += data
         frames: list[bytes] = []
@@ -95,6 +103,9 @@ class StreamBackend:
         if len(buf) > STREAM_MAX_BUFFERED:  # a peer announcing absurd lengths: resynchronise
             buf.clear()
         return frames
+
+    def _on_peer_gone(self) -> None:
+        """The far end closed the stream (once); subclasses say why."""
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -113,20 +124,43 @@ class PasstBackend(StreamBackend):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         cmd = [passt, "-f", "-q", "-F", str(theirs.fileno()), "-t", "none", "-u", "none",
                "-a", address, "-n", str(prefix), "-g", gateway]
+        # passt's messages go to an unlinked file, not a pipe: a pipe nobody drains while the
+        # VM runs would fill up and block passt. Read only if passt stops.
+        import tempfile  # noqa: PLC0415 - keeps it off the VMM's start-up path
+
+        self._messages = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as passt
         try:
             self.process = subprocess.Popen(
                 cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=self._messages,
             )
         except OSError as e:
             ours.close()
+            self._messages.close()
             raise NetBackendError(f"cannot start passt ({passt}): {e.strerror}") from None
         finally:
             theirs.close()
         super().__init__(ours)
+        self.failure = ""
+
+    def _on_peer_gone(self) -> None:
+        """passt went away: say why once (the guest keeps running, without a network)."""
+        try:
+            status: int | str = self.process.wait(PASST_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            status = "still running"
+        self._messages.seek(0)
+        lines = [ln.strip() for ln in self._messages.read(PASST_MESSAGES_MAX).decode(
+            errors="replace").splitlines() if ln.strip() and "syslog" not in ln]
+        why = lines[-1] if lines else "no message"
+        self.failure = f"passt stopped (exit status {status}): {why}; the guest has no network"
+        import logging  # noqa: PLC0415 - only this error path logs
+
+        logging.getLogger(__name__).warning("%s", self.failure)
 
     def close(self) -> None:
         super().close()
+        self._messages.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -80,21 +80,6 @@ class FakeMachine:
         return {"uptime": 1.5, "vcpus": [{"exits": {"io": 3}}]}
 
 
-@pytest.fixture
-def machine() -> Iterator[FakeMachine]:
-    m = FakeMachine()
-    yield m
-    m.fb.close()
-
-
-@pytest.fixture
-def server(machine: FakeMachine, tmp_path: Path) -> Iterator[QmpServer]:
-    srv = QmpServer(machine, tmp_path / "qmp.sock")
-    srv.start_thread()
-    yield srv
-    srv.stop_thread()
-
-
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 20))
 

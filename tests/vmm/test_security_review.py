@@ -34,21 +34,6 @@ from vmgui.vmm.virtio.net_backends import StreamBackend
 from vmgui.vmm.virtio.queue import VIRTQ_DESC_F_NEXT
 
 
-@pytest.fixture
-def machine() -> Iterator[FakeMachine]:
-    m = FakeMachine()
-    yield m
-    m.fb.close()
-
-
-@pytest.fixture
-def server(machine: FakeMachine, tmp_path: Path) -> Iterator[QmpServer]:
-    srv = QmpServer(machine, tmp_path / "qmp.sock")
-    srv.start_thread()
-    yield srv
-    srv.stop_thread()
-
-
 def test_qmp_replies_to_a_client_that_never_reads_are_bounded_in_bytes(server: QmpServer) -> None:
     """Every reply echoes the request's `id`; MAX_QUEUED bounds queued replies by count only,
     so ~1 MiB ids (no negotiation needed) made the server queue ~1 MiB per request, up to

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vmgui import __version__
-from vmgui.backends.base import Backend, BackendError
+from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.settings import load_settings
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ SCREENSHOT_TIMEOUT_S = 120.0
 
 def make_backend(uri: str, ask_credentials: AskCredentials | None = None) -> Backend:
     """The backend for a connection URI (libvirt for everything but the built-in VMM)."""
-    if uri.startswith("builtin:"):
+    if is_builtin(uri):
         raise BackendError("The built-in virtual machine monitor has no backend yet.")
     try:
         from vmgui.backends.libvirt import LibvirtBackend

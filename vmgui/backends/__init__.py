@@ -1,6 +1,7 @@
 """Backends: the async Backend protocol and its libvirt and built-in implementations (no widgets)."""
 
 from vmgui.backends.base import (
+    BUILTIN_URI,
     Backend,
     BackendError,
     BackendEvent,
@@ -8,9 +9,11 @@ from vmgui.backends.base import (
     EventStream,
     VmChanged,
     VmRemoved,
+    is_builtin,
 )
 
 __all__ = [
+    "BUILTIN_URI",
     "Backend",
     "BackendError",
     "BackendEvent",
@@ -18,4 +21,5 @@ __all__ = [
     "EventStream",
     "VmChanged",
     "VmRemoved",
+    "is_builtin",
 ]

@@ -14,6 +14,13 @@ from typing import Protocol, runtime_checkable
 
 from vmgui.model import ConnectionStatus, VmConfig, VmInfo, VmStatsSample
 
+#: The connection of the built-in VMM ("This computer"); every other URI is libvirt's.
+BUILTIN_URI = "builtin:///"
+
+
+def is_builtin(uri: str) -> bool:
+    return uri.startswith("builtin:")
+
 
 class BackendError(Exception):
     """An error worth showing to the user as is (no traceback, one or two sentences)."""

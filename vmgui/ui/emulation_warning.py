@@ -27,10 +27,10 @@ import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from vmgui.backends.base import Backend, BackendError
+from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.host.probe import emulation_warning, probe_host_async
 from vmgui.model.host import HostStatus
-from vmgui.ui.new_vm_rules import is_builtin, is_local
+from vmgui.ui.new_vm_rules import is_local
 
 START_ANYWAY = "Start Anyway"
 

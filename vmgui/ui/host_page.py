@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vmgui.backends.base import is_builtin
 from vmgui.host import report
 from vmgui.host.probe import probe_host_async
 from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
@@ -39,7 +40,6 @@ _LOOK: dict[Verdict, tuple[str, str, QStyle.StandardPixmap]] = {
     Verdict.UNAVAILABLE: ("#fce8e6", "#d93025", QStyle.StandardPixmap.SP_MessageBoxCritical),
 }
 _ICON_SIZE = 32
-BUILTIN_SCHEME = "builtin:"
 
 
 async def _fetch(uri: str) -> DomainCapabilities:
@@ -194,7 +194,7 @@ class HostPage(QWidget):
         except RuntimeError:
             loop = asyncio.get_event_loop_policy().get_event_loop()
         # The built-in VMM is what the page itself describes; only libvirt URIs are queried.
-        connections = tuple(u for u in connections if not u.startswith(BUILTIN_SCHEME))
+        connections = tuple(u for u in connections if not is_builtin(u))
         self._last_probe = (connections, executor)
         self.check_again.setEnabled(False)  # at once, so a double click cannot queue two
         self._task = loop.create_task(self.probe(connections, executor))

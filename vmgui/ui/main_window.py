@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vmgui.backends.base import Backend
+from vmgui.backends.base import BUILTIN_URI, Backend
 from vmgui.model import ConnectionState, ConnectionStatus, VmInfo
 from vmgui.settings import Settings, save_settings
 from vmgui.ui.actions import SPECS, VmActions
@@ -50,7 +50,6 @@ from vmgui.ui.sparkline import SparklineDelegate
 from vmgui.ui.vm_model import COLUMN_KEYS, KEY_ROLE, Column, VmKey, VmTableModel
 from vmgui.ui.vm_proxy import VmFilterProxy
 
-BUILTIN_URI = "builtin:///"
 ALL_URI = ""  # sidebar entry that shows every connection's VMs side by side
 URI_ROLE = Qt.ItemDataRole.UserRole + 1
 

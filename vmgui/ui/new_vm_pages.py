@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from vmgui.backends.base import Backend
+from vmgui.backends.base import Backend, is_builtin
 from vmgui.model.host import DomainCapabilities, HostStatus
 from vmgui.ui import new_vm_rules as rules
 from vmgui.ui.new_vm_widgets import (
@@ -460,7 +460,7 @@ class NamePage(QWizardPage):
                 self._propose(fresh)
         self._check_name()
         conn = self.state.connection
-        builtin = rules.is_builtin(conn.uri)
+        builtin = is_builtin(conn.uri)
         facts = self.state.facts
         advice = rules.type_advice(conn.uri, facts.host, facts.caps.get(conn.uri))
         self.type_box.setTitle("Processor" if builtin else "Virtualization type")

@@ -16,11 +16,10 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from vmgui.backends.base import Backend, BackendError
+from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.host.probe import emulation_warning
 from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
 
-BUILTIN_SCHEME = "builtin:"
 MIN_MEMORY_MIB = 16  # the libvirt XML builder refuses less
 DEFAULT_MEMORY_MIB = 1024
 DEFAULT_DISK_GIB = 10
@@ -34,10 +33,6 @@ NameCheck = Callable[[str], None]
 
 
 # --- connections ----------------------------------------------------------------------------
-
-
-def is_builtin(uri: str) -> bool:
-    return uri.startswith(BUILTIN_SCHEME)
 
 
 def is_local(uri: str) -> bool:

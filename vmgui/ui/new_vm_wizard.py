@@ -35,10 +35,9 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QWidget, QWizard
 
-from vmgui.backends.base import Backend, BackendError
+from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.model import DiskConfig, VmConfig, VmInfo
 from vmgui.model.host import DomainCapabilities, HostStatus
-from vmgui.ui import new_vm_rules as rules
 from vmgui.ui.new_vm_pages import (
     DISK_EXISTING,
     DISK_NEW,
@@ -143,7 +142,7 @@ class NewVmWizard(QWizard):
         if not self._lookups:
             return  # not shown yet; showEvent starts everything
         conn = self.state.connection
-        if conn.uri not in self._caps_asked and not rules.is_builtin(conn.uri):
+        if conn.uri not in self._caps_asked and not is_builtin(conn.uri):
             self._caps_asked.add(conn.uri)
             self._spawn(self._load_caps(conn.uri))
         if conn.uri not in self._names_asked:
@@ -177,7 +176,7 @@ class NewVmWizard(QWizard):
         uri = self.state.connection.uri
         return (
             facts.host_done
-            and (uri in facts.caps or rules.is_builtin(uri))
+            and (uri in facts.caps or is_builtin(uri))
             and (uri in facts.taken or uri not in self._names_asked)
         )
 
@@ -208,7 +207,7 @@ class NewVmWizard(QWizard):
             disks=disks,
             network=str(self.naming.network.currentData()),
             domain_type="kvm"
-            if rules.is_builtin(self.state.connection.uri)
+            if is_builtin(self.state.connection.uri)
             else (self.naming.domain_type()),
         )
 
@@ -241,7 +240,7 @@ class NewVmWizard(QWizard):
             ("Storage", storage),
             ("Network", dict(NETWORKS).get(c.network, c.network)),
         ]
-        if not rules.is_builtin(conn.uri):
+        if not is_builtin(conn.uri):
             kind_text = TYPE_LABELS[c.domain_type]
             if c.domain_type == "kvm" and self.naming.warning.text():
                 kind_text += " (emulated on this computer: very slow)"
@@ -298,7 +297,7 @@ class NewVmWizard(QWizard):
 
     async def _make_disk_folder(self, config: VmConfig) -> None:
         """The default images folder may not exist yet on a fresh machine: make it."""
-        if not self.state.local or rules.is_builtin(self.state.connection.uri):
+        if not self.state.local or is_builtin(self.state.connection.uri):
             return
         for disk in config.disks:
             if disk.size_bytes > 0:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support import need, need_kvm
+from tests.support import kvm_node, need, need_kvm, without_permission_override
 from tests.vmm.vmm_process import REPO, VMM, run_vmm, vmm_env
 
 Build = Callable[..., Path]
@@ -87,18 +85,14 @@ def test_no_kvm_device_names_the_fix(build_guest: Build, tmp_path: Path) -> None
 
 def test_no_kvm_permission_names_the_group(build_guest: Build, tmp_path: Path) -> None:
     need_kvm()
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs root and setpriv to take away the permission to open a device")
-    node = tmp_path / "kvm"
-    os.mknod(node, stat.S_IFCHR | 0o000, os.makedev(10, 232))
+    node = kvm_node(tmp_path, 0o000)
     import subprocess
 
     r = subprocess.run(
-        [setpriv, "--bounding-set=-dac_override,-dac_read_search", *VMM, "run"]
+        [*without_permission_override(), *VMM, "run"]
         + ["--kernel", str(build_guest("hello")), "--framebuffer", "none"],
         capture_output=True,
-        env=vmm_env(VMGUI_KVM_DEVICE=str(node)),
+        env=vmm_env(VMGUI_KVM_DEVICE=node),
         timeout=30,
         check=False,
     )

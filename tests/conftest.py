@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ pytest_plugins = [
 ]
 
 
+@functools.cache
 def _test_loop_class() -> type:
     import qasync
 

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import QWidget, QWizard
 from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.model import DiskConfig, VmConfig, VmInfo
 from vmgui.model.host import DomainCapabilities, HostStatus
+from vmgui.ui.connections import readable
 from vmgui.ui.new_vm_pages import (
     DISK_EXISTING,
     DISK_NEW,
@@ -66,11 +67,6 @@ async def _libvirt_caps(uri: str) -> DomainCapabilities:
     from vmgui.backends.libvirt.domcaps import fetch_domain_capabilities
 
     return await fetch_domain_capabilities(uri)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 class NewVmWizard(QWizard):
@@ -153,7 +149,7 @@ class NewVmWizard(QWizard):
         try:
             caps = await asyncio.wait_for(self._caps_fetcher(uri), LOOKUP_TIMEOUT_S)
         except (Exception, TimeoutError) as exc:
-            caps = DomainCapabilities(uri=uri, error=_one_line(exc))
+            caps = DomainCapabilities(uri=uri, error=readable(exc))
         self.state.facts.caps[uri] = caps
         self._facts_arrived()
 
@@ -276,7 +272,7 @@ class NewVmWizard(QWizard):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # BackendError, or a bug: either way a sentence, inputs kept
-            self._failed(_one_line(exc))
+            self._failed(readable(exc))
             return
         self.created = info
         self.vmCreated.emit(info)
@@ -288,7 +284,7 @@ class NewVmWizard(QWizard):
                 raise
             except Exception as exc:
                 self._finish_with_note(
-                    f"{info.name} was created, but it could not start: {_one_line(exc)}"
+                    f"{info.name} was created, but it could not start: {readable(exc)}"
                 )
                 return
         self._finished_ok = True

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from vmgui.model import ConnectionStatus, VmConfig, VmInfo, VmStatsSample
+from vmgui.model.console import ByteStream, ConsoleEndpoints
 
 #: The connection of the built-in VMM ("This computer"); every other URI is libvirt's.
 BUILTIN_URI = "builtin:///"
@@ -125,3 +126,13 @@ class Backend(Protocol):
 
     async def details_xml(self, vm_id: str) -> str:
         """A read-only description (libvirt: domain XML) for the details view."""
+
+    async def open_console(self, vm_id: str) -> ConsoleEndpoints:
+        """Where the VM's graphical console is (data only: `vmgui.console.open_source` connects).
+
+        Raises BackendError when the VM is not running; a VM without graphics gets
+        `graphics=None` and a `problem` sentence.
+        """
+
+    async def open_serial(self, vm_id: str) -> ByteStream:
+        """The VM's serial console as a byte stream; BackendError when it has none."""

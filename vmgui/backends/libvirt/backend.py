@@ -40,6 +40,7 @@ from vmgui.backends.libvirt.credentials import (
 )
 from vmgui.backends.libvirt.eventloop import ensure_event_loop
 from vmgui.model import ConnectionState, ConnectionStatus, VmConfig, VmInfo, VmStatsSample
+from vmgui.model.console import ByteStream, ConsoleEndpoints
 
 KEEPALIVE_INTERVAL_S = 1  # a dead peer is noticed after about interval * (count + 1) seconds
 KEEPALIVE_COUNT = 3
@@ -399,6 +400,12 @@ class LibvirtBackend:
         return await self._call(
             "describe", self._name_of(vm_id), lambda: conn.lookupByUUIDString(vm_id).XMLDesc(0)
         )
+
+    async def open_console(self, vm_id: str) -> ConsoleEndpoints:
+        raise BackendError("Consoles of libvirt VMs are not available yet.")
+
+    async def open_serial(self, vm_id: str) -> ByteStream:
+        raise BackendError("Serial consoles of libvirt VMs are not available yet.")
 
     def _name_of(self, vm_id: str) -> str:
         known = self._known.get(vm_id)

@@ -141,3 +141,36 @@ def test_proxy_relays_stats_ticks_and_resorts_only_by_cpu(model: VmTableModel) -
     assert [proxy.index(r, 0).data() for r in range(5)] == [f"vm{i:04d}" for i in (4, 3, 2, 1, 0)]
     model.apply_rates(C1, [VmRates(f"id-{i}", 2.0, cpu_percent=10 * i) for i in range(5)])
     assert [proxy.index(r, 0).data() for r in range(5)] == [f"vm{i:04d}" for i in range(5)]
+
+
+def test_listeners_of_rows_removed_see_the_model_already_changed(
+    model: VmTableModel, qt_loop: object
+) -> None:
+    """Emit after the model changed: a details view and a summary read it in rowsRemoved."""
+    from vmgui.ui.connections import ConnectionManager
+    from vmgui.ui.details import DetailsView
+
+    proxy = VmFilterProxy()
+    proxy.setSourceModel(model)
+    QAbstractItemModelTester(proxy, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    model.upsert([vm(i) for i in range(6)])
+    manager = ConnectionManager(model, lambda uri: None)  # type: ignore[arg-type, return-value]
+    details = DetailsView(model, manager)
+    details.show_vm((C1, "id-5"))
+    seen: list[tuple[int, list[bool]]] = []
+
+    def summary(*_: object) -> None:
+        # what a status bar summary or a details view does: look rows up by key
+        keys = [proxy.index(r, 0).data(KEY_ROLE) for r in range(proxy.rowCount())]
+        seen.append((proxy.rowCount(), [model.row_of(k) >= 0 and model.vm(k) is not None
+                                        and model.vm(k).vm_id == k[1]  # type: ignore[union-attr]
+                                        for k in keys]))
+
+    model.rowsRemoved.connect(summary)
+    proxy.rowsRemoved.connect(summary)
+    model.remove([(C1, "id-1"), (C1, "id-3")])
+    assert seen and all(all(ok) for _n, ok in seen)
+    assert seen[-1][0] == 4
+    assert details.overview_labels["Name"].text() == "vm0005"  # still the same VM, not another
+    model.remove([(C1, "id-5")])
+    assert details.key is None and details.overview_labels["Name"].text() == ""

@@ -229,10 +229,14 @@ class VmTableModel(QAbstractTableModel):
                 start = r
                 continue
             self.beginRemoveRows(QModelIndex(), start, end)
+            for gone in self._rows[start : end + 1]:
+                del self._index[(gone.info.connection, gone.info.vm_id)]
             del self._rows[start : end + 1]
+            # The index must be right before endRemoveRows: its listeners look rows up by key.
+            for i in range(start, len(self._rows)):
+                self._index[(self._rows[i].info.connection, self._rows[i].info.vm_id)] = i
             self.endRemoveRows()
             start = end = r
-        self._index = {(r.info.connection, r.info.vm_id): i for i, r in enumerate(self._rows)}
 
     def replace_connection(self, connection: str, vms: list[VmInfo]) -> None:
         """Make this connection's rows exactly `vms` (after a (re)connect lists them afresh)."""

@@ -8,11 +8,11 @@ coroutine that never blocks the event loop (blocking work goes to an executor). 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from vmgui.model import ConnectionStatus, VmConfig, VmInfo, VmStatsSample
+from vmgui.model import ConnectionStatus, StorageItem, VmConfig, VmInfo, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints
 
 #: The connection of the built-in VMM ("This computer"); every other URI is libvirt's.
@@ -118,8 +118,15 @@ class Backend(Protocol):
 
     async def resume(self, vm_id: str) -> None: ...
 
-    async def delete(self, vm_id: str, delete_storage: bool = False) -> None:
-        """Remove the definition (refused while running); optionally its disk images."""
+    async def list_storage(self, vm_id: str) -> list[StorageItem]:
+        """Every disk source of the VM, each saying whether `delete` may remove it and why not."""
+
+    async def delete(self, vm_id: str, storage_paths: Sequence[str] = ()) -> None:
+        """Remove the definition (refused while running), then the listed storage.
+
+        Only paths `list_storage` calls deletable are removed (checked again here); any other
+        path, or a removal that fails, ends in a BackendError after the definition is gone.
+        """
 
     async def sample_stats(self) -> list[VmStatsSample]:
         """Raw counters of every running VM, in one round trip."""

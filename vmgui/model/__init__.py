@@ -1,6 +1,7 @@
 """Plain dataclasses: no Qt, no libvirt."""
 
 from vmgui.model.connection import ConnectionState, ConnectionStatus
+from vmgui.model.storage import StorageItem
 from vmgui.model.vm import (
     DiskConfig,
     VmConfig,
@@ -15,6 +16,7 @@ __all__ = [
     "ConnectionState",
     "ConnectionStatus",
     "DiskConfig",
+    "StorageItem",
     "VmConfig",
     "VmInfo",
     "VmRates",

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
-from vmgui.model import VmInfo, VmState
+from vmgui.model import StorageItem, VmInfo, VmState
 from vmgui.ui.connections import ConnectionManager, readable
-from vmgui.ui.dialogs import DeleteVmDialog, run_dialog
+from vmgui.ui.delete_dialog import DeleteVmDialog
+from vmgui.ui.dialogs import run_dialog
 from vmgui.ui.vm_model import VmKey, VmTableModel
 
 _ACTIVE = {VmState.RUNNING, VmState.BLOCKED}
@@ -134,12 +135,23 @@ class VmActions:
             self.update_enabled()
 
     async def _delete(self, key: VmKey, vm: VmInfo) -> None:
-        dialog = DeleteVmDialog(vm.name, self._parent)
+        backend = self._manager.backend(key[0])
+        if backend is None:
+            return
+        storage: list[StorageItem] = []
+        problem = ""
+        try:
+            storage = await backend.list_storage(key[1])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the VM itself can still be deleted
+            problem = f"Its storage cannot be listed: {readable(exc)}"
+        dialog = DeleteVmDialog(vm.name, storage, problem, self._parent)
         self.last_dialog = dialog
         try:
             if not await run_dialog(dialog):
                 return
             spec = next(s for s in SPECS if s.name == "delete")
-            await self._run(spec, key, vm, dialog.delete_storage)
+            await self._run(spec, key, vm, dialog.chosen_paths())
         finally:
             dialog.deleteLater()

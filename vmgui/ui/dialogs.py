@@ -1,4 +1,4 @@
-"""Small dialogs: add connection, delete VM, credentials.
+"""Small dialogs: add connection, credentials.
 
 Each is opened with `open()` (window-modal, non-blocking), never `exec()`: a nested event loop
 would stall the asyncio tasks that keep the VM list live.
@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -91,40 +90,6 @@ class AddConnectionDialog(QDialog):
             self.error_label.show()
             return
         self.accept()
-
-
-class DeleteVmDialog(QDialog):
-    """The confirmation itself: nothing is deleted unless the user presses the Delete button."""
-
-    def __init__(self, vm_name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Delete Virtual Machine")
-        text = QLabel(
-            f"Delete the virtual machine “{vm_name}”?\n"
-            "Its definition is removed; this cannot be undone."
-        )
-        self.storage_box = QCheckBox("Also delete its storage (disk images)")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.delete_button = self.buttons.addButton(
-            "Delete", QDialogButtonBox.ButtonRole.DestructiveRole
-        )
-        self.delete_button.clicked.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        self.storage_box.toggled.connect(self._relabel)
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        assert cancel is not None
-        cancel.setDefault(True)  # Enter must not delete anything
-        layout = QVBoxLayout(self)
-        layout.addWidget(text)
-        layout.addWidget(self.storage_box)
-        layout.addWidget(self.buttons)
-
-    def _relabel(self, checked: bool) -> None:
-        self.delete_button.setText("Delete VM and Storage" if checked else "Delete")
-
-    @property
-    def delete_storage(self) -> bool:
-        return self.storage_box.isChecked()
 
 
 class CredentialPromptLike(Protocol):

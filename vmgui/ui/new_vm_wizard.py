@@ -345,7 +345,7 @@ class NewVmWizard(QWizard):
 
     def _abandon(self) -> None:
         define, conn = self._define, self.state.connection
-        creating_disk = self.storage.kind() == DISK_NEW
+        new_disks = [self.new_disk_path()] if self.storage.kind() == DISK_NEW else []
         if self._task is not None:
             self._task.cancel()
         if define is None or (define.done() and self.created is not None):
@@ -355,7 +355,7 @@ class NewVmWizard(QWizard):
             if fut.cancelled() or fut.exception() is not None:
                 return
             info = fut.result()
-            task = asyncio.ensure_future(conn.backend.delete(info.vm_id, creating_disk))
+            task = asyncio.ensure_future(conn.backend.delete(info.vm_id, new_disks))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
         define.add_done_callback(undo)

@@ -247,7 +247,7 @@ def test_delete_is_refused_while_running_and_removes_storage_after(
 
         await backend.start(info.vm_id)
         with pytest.raises(BackendError) as running:
-            await backend.delete(info.vm_id, delete_storage=True)
+            await backend.delete(info.vm_id, [str(image)])
         assert str(running.value) == (
             f"Cannot delete '{vm_name}' while it is running: shut it down first."
         )
@@ -255,7 +255,7 @@ def test_delete_is_refused_while_running_and_removes_storage_after(
         assert info.vm_id in {v.vm_id for v in await backend.list_vms()}
 
         await backend.force_off(info.vm_id)
-        await backend.delete(info.vm_id, delete_storage=True)
+        await backend.delete(info.vm_id, [str(image)])
         assert not image.exists()
         assert info.vm_id not in {v.vm_id for v in await backend.list_vms()}
 

@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vmgui.backends.base import BackendError
-from vmgui.backends.libvirt.domain_xml import build_domain_xml, disk_image_paths
+from vmgui.backends.libvirt.domain_xml import build_domain_xml
+from vmgui.backends.libvirt.storage import disk_sources
 from vmgui.model import DiskConfig, VmConfig
 
 
@@ -82,7 +83,7 @@ def test_bad_configs_are_refused_with_a_sentence(cfg: VmConfig, words: str) -> N
     assert "\n" not in msg and msg.endswith(".")
 
 
-def test_disk_image_paths_skip_cdroms_and_shared_images() -> None:
+def test_disk_sources_mark_cdroms_and_shared_images() -> None:
     cfg = VmConfig(
         name="d",
         iso="/isos/x.iso",
@@ -92,4 +93,10 @@ def test_disk_image_paths_skip_cdroms_and_shared_images() -> None:
             DiskConfig("/img/b.qcow2"),
         ],
     )
-    assert disk_image_paths(build_domain_xml(cfg)) == ["/img/a.raw", "/img/b.qcow2"]
+    got = [(d.path, d.device, d.is_cdrom, d.shared) for d in disk_sources(build_domain_xml(cfg))]
+    assert got == [
+        ("/img/a.raw", "vda", False, False),
+        ("/img/base.raw", "vdb", False, True),
+        ("/img/b.qcow2", "vdc", False, False),
+        ("/isos/x.iso", "hdc", True, True),
+    ]

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -32,14 +32,21 @@ from vmgui.backends.base import (
     VmChanged,
     VmRemoved,
 )
-from vmgui.backends.libvirt import domain_xml, errors, stats
+from vmgui.backends.libvirt import domain_xml, errors, stats, storage
 from vmgui.backends.libvirt.credentials import (
     SUPPORTED_CREDENTIALS,
     AskCredentials,
     prompts_for,
 )
 from vmgui.backends.libvirt.eventloop import ensure_event_loop
-from vmgui.model import ConnectionState, ConnectionStatus, VmConfig, VmInfo, VmStatsSample
+from vmgui.model import (
+    ConnectionState,
+    ConnectionStatus,
+    StorageItem,
+    VmConfig,
+    VmInfo,
+    VmStatsSample,
+)
 from vmgui.model.console import ByteStream, ConsoleEndpoints
 
 KEEPALIVE_INTERVAL_S = 1  # a dead peer is noticed after about interval * (count + 1) seconds
@@ -467,17 +474,28 @@ class LibvirtBackend:
             os.close(fd)
         return lambda: os.remove(path)
 
-    async def delete(self, vm_id: str, delete_storage: bool = False) -> None:
+    async def list_storage(self, vm_id: str) -> list[StorageItem]:
+        conn = self._require_conn()
+        local = errors.is_local_uri(self._uri)
+
+        def items() -> list[StorageItem]:
+            return storage.storage_items(conn, conn.lookupByUUIDString(vm_id), local)
+
+        return await self._call("list the storage of", self._name_of(vm_id), items)
+
+    async def delete(self, vm_id: str, storage_paths: Sequence[str] = ()) -> None:
         conn = self._require_conn()
         name = self._name_of(vm_id)
-        await self._call("delete", name, self._delete_blocking, conn, vm_id, delete_storage)
+        paths = list(storage_paths)
+        await self._call("delete", name, self._delete_blocking, conn, vm_id, paths)
 
-    def _delete_blocking(self, conn: libvirt.virConnect, vm_id: str, delete_storage: bool) -> None:
+    def _delete_blocking(self, conn: libvirt.virConnect, vm_id: str, paths: list[str]) -> None:
         dom = conn.lookupByUUIDString(vm_id)
         name = dom.name()
         if dom.isActive():
             raise BackendError(f"Cannot delete '{name}' while it is running: shut it down first.")
-        paths = domain_xml.disk_image_paths(dom.XMLDesc(0)) if delete_storage else []
+        local = errors.is_local_uri(self._uri)
+        items = storage.storage_items(conn, dom, local) if paths else []
         flags = (
             libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -494,30 +512,11 @@ class LibvirtBackend:
             ):
                 raise
             dom.undefine()
-        failed = [f"{path} ({why})" for path in paths if (why := self._remove_image(conn, path))]
+        failed = storage.delete_paths(conn, items, paths, local)
         if failed:
             raise BackendError(
-                f"'{name}' was deleted, but these disk images could not be removed: "
-                + "; ".join(failed)
-                + "."
+                f"'{name}' was deleted, but not all of its storage: " + "; ".join(failed) + "."
             )
-
-    def _remove_image(self, conn: libvirt.virConnect, path: str) -> str:
-        """Delete one image; returns why it failed, or "" on success."""
-        try:
-            conn.storageVolLookupByPath(path).delete(0)
-            return ""
-        except libvirt.libvirtError as exc:
-            pool_error = errors.clean_message(exc)
-        if not errors.is_local_uri(self._uri):
-            return pool_error
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            return ""
-        except OSError as exc:
-            return exc.strerror or str(exc)
-        return ""
 
     # --- lifecycle actions -------------------------------------------------------------------
 

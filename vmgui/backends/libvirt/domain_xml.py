@@ -1,4 +1,4 @@
-"""VmConfig -> libvirt domain XML, and the storage a domain XML refers to (pure functions).
+"""VmConfig -> libvirt domain XML, and small readers of libvirt XML (pure functions).
 
 Kept free of any connection so the wizard's choices can be checked in unit tests, and so bad
 input is refused before anything is created on the host.
@@ -126,28 +126,6 @@ def build_domain_xml(config: VmConfig, domain_uuid: str | None = None) -> str:
 
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
-
-
-def disk_image_paths(domain_xml: str) -> list[str]:
-    """Files of the domain's own hard disks: "delete storage" removes exactly these.
-
-    CD-ROMs (an ISO is the user's) and read-only or shareable disks (likely a base image other
-    VMs use) are left out.
-    """
-    root = ET.fromstring(domain_xml)
-    paths = []
-    for disk in root.findall("./devices/disk"):
-        if disk.get("device", "disk") != "disk":
-            continue
-        if disk.find("readonly") is not None or disk.find("shareable") is not None:
-            continue
-        source = disk.find("source")
-        if source is None:
-            continue
-        path = source.get("file") or source.get("dev") or ""
-        if path:
-            paths.append(path)
-    return paths
 
 
 def domain_name(domain_xml: str) -> str:

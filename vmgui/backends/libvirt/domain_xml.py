@@ -138,8 +138,10 @@ def pool_target_path(pool_xml: str) -> str:
 
 
 def raw_volume_xml(name: str, size_bytes: int) -> str:
+    """A sparse raw volume: without <allocation> libvirt allocates the whole capacity."""
     vol = ET.Element("volume")
     _sub(vol, "name", name)
+    _sub(vol, "allocation", "0", unit="bytes")
     _sub(vol, "capacity", str(size_bytes), unit="bytes")
     target = _sub(vol, "target")
     _sub(target, "format", type="raw")

@@ -212,7 +212,7 @@ class NewVmWizard(QWizard):
         conn = self.state.connection
         kind = self.source.kind()
         if kind == SOURCE_ISO:
-            source = f"ISO image {c.iso}"
+            source = f"ISO image {c.iso} (booted once; later starts boot the disk)"
         elif kind == SOURCE_KERNEL:
             source = f"Linux kernel {c.kernel}" + (f" with initrd {c.initrd}" if c.initrd else "")
         else:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -64,6 +66,7 @@ _CLOSE_REASONS = {
 }
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class LibvirtBackend:
@@ -529,7 +532,16 @@ class LibvirtBackend:
         await self._call(action, self._name_of(vm_id), run)
 
     async def start(self, vm_id: str) -> None:
-        await self._domain_action(vm_id, "start", lambda d: d.create())
+        await self._domain_action(vm_id, "start", self._start_blocking)
+
+    def _start_blocking(self, dom: libvirt.virDomain) -> None:
+        dom.create()
+        try:
+            final = domain_xml.after_install_boot(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            if final is not None:  # the install media has booted once: next time the disk
+                dom.connect().defineXML(final)
+        except (libvirt.libvirtError, ET.ParseError):
+            log.warning("could not switch %s to boot from its disk", dom.name(), exc_info=True)
 
     async def shutdown(self, vm_id: str) -> None:
         await self._domain_action(vm_id, "shut down", lambda d: d.shutdown())

@@ -14,6 +14,8 @@ from vmgui.model import VmConfig
 DOMAIN_TYPES = ("kvm", "qemu")
 MAX_NAME_LENGTH = 200
 MAX_DISKS = 26  # vda..vdz
+#: Namespace of our <metadata> element marking a definition whose install media boots once.
+INSTALL_NS = "urn:x-vmgui:install:1"
 _FORBIDDEN_NAME_CHARS = "/\\"
 
 
@@ -81,6 +83,9 @@ def build_domain_xml(config: VmConfig, domain_uuid: str | None = None) -> str:
     else:
         if config.iso:
             _sub(os_el, "boot", dev="cdrom")
+            # The first start boots the installer; `after_install_boot` then puts the disk first.
+            metadata = _sub(dom, "metadata")
+            ET.SubElement(metadata, f"{{{INSTALL_NS}}}install", {"boot": "once"})
         _sub(os_el, "boot", dev="hd")
 
     features = _sub(dom, "features")
@@ -126,6 +131,31 @@ def build_domain_xml(config: VmConfig, domain_uuid: str | None = None) -> str:
 
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
+
+
+def after_install_boot(inactive_xml: str) -> str | None:
+    """The definition for the starts after the first one of an ISO install, or None.
+
+    Like virt-install: the media booted once; from now on the disk boots first and the CD-ROM
+    stays attached (second in the boot order) until the user ejects it.
+    """
+    root = ET.fromstring(inactive_xml)
+    metadata = root.find("metadata")
+    marker = metadata.find(f"{{{INSTALL_NS}}}install") if metadata is not None else None
+    if metadata is None or marker is None:
+        return None
+    metadata.remove(marker)
+    if len(metadata) == 0:
+        root.remove(metadata)
+    os_el = root.find("os")
+    if os_el is not None:
+        boots = os_el.findall("boot")
+        devs = [b.get("dev", "") for b in boots]
+        if "hd" in devs:
+            order = ["hd"] + [d for d in devs if d != "hd"]
+            for boot, dev in zip(boots, order, strict=True):
+                boot.set("dev", dev)
+    return ET.tostring(root, encoding="unicode")
 
 
 def domain_name(domain_xml: str) -> str:

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from vmgui.model import ConnectionStatus, StorageItem, VmConfig, VmInfo, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints
+from vmgui.model.host import HostResources
 
 #: The connection of the built-in VMM ("This computer"); every other URI is libvirt's.
 BUILTIN_URI = "builtin:///"
@@ -104,6 +105,9 @@ class Backend(Protocol):
     async def list_vms(self) -> list[VmInfo]: ...
 
     async def define(self, config: VmConfig) -> VmInfo: ...
+
+    async def host_resources(self) -> HostResources:
+        """Memory and CPUs of the machine running this connection's VMs (not necessarily ours)."""
 
     async def start(self, vm_id: str) -> None: ...
 

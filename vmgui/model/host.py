@@ -10,6 +10,14 @@ import enum
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class HostResources:
+    """Memory and logical CPUs of the machine a connection runs its VMs on."""
+
+    memory_mib: int
+    cpus: int
+
+
 class Verdict(enum.Enum):
     """Can guests run here, and how fast? Values are the stable JSON words."""
 

@@ -71,6 +71,8 @@ class Facts:
     host_done: bool = False
     caps: dict[str, DomainCapabilities] = field(default_factory=dict)
     taken: dict[str, set[str]] = field(default_factory=dict)
+    #: per URI: the host's limits, or the sentence saying why they are unknown
+    limits: dict[str, rules.HostLimits | str] = field(default_factory=dict)
 
 
 class WizardState(QObject):
@@ -83,7 +85,13 @@ class WizardState(QObject):
         self.connections = connections
         self.index = 0
         self.facts = Facts()
-        self.limits = rules.host_limits()
+        self._this_computer = rules.host_limits()
+
+    @property
+    def limits(self) -> rules.HostLimits:
+        """The chosen connection's host's limits; this computer's until (or unless) known."""
+        known = self.facts.limits.get(self.connection.uri)
+        return known if isinstance(known, rules.HostLimits) else self._this_computer
 
     @property
     def connection(self) -> Connection:
@@ -273,17 +281,27 @@ class ResourcesPage(QWizardPage):
         self.memory.valueChanged.connect(self._memory_changed)
 
     def initializePage(self) -> None:
+        self.apply_limits()
+
+    def apply_limits(self) -> None:
+        """Bound the fields by the connection's host, and say whose limits they are."""
         limits = self.state.limits
-        if self.state.local:
+        self.memory.setMaximum(limits.memory_mib)
+        self.vcpus.setMaximum(limits.cpus)
+        figures = (
+            f"{limits.memory_mib:,} MiB of memory and "
+            f"{limits.cpus} CPU{'s' if limits.cpus != 1 else ''}"
+        )
+        known = self.state.facts.limits.get(self.state.connection.uri)
+        if isinstance(known, rules.HostLimits):
+            who = "This computer" if self.state.local else "The host"
+            self.host_hint.setText(f"{who} has {figures}.")
+        elif known:
             self.host_hint.setText(
-                f"This computer has {limits.memory_mib:,} MiB of memory and "
-                f"{limits.cpus} CPU{'s' if limits.cpus != 1 else ''}."
+                f"Limits are this computer's ({figures}); the host's are unknown: {known}"
             )
         else:
-            self.host_hint.setText(
-                f"Limits are this computer's ({limits.memory_mib:,} MiB, {limits.cpus} CPUs); "
-                "the remote host may have less."
-            )
+            self.host_hint.setText(f"Asking the host for its limits (this computer: {figures}).")
         self._memory_changed(self.memory.value())
 
     def _memory_changed(self, mib: int) -> None:

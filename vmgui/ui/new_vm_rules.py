@@ -18,7 +18,7 @@ import psutil
 
 from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.host.probe import emulation_warning
-from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
+from vmgui.model.host import DomainCapabilities, HostResources, HostStatus, Verdict
 
 MIN_MEMORY_MIB = 16  # the libvirt XML builder refuses less
 DEFAULT_MEMORY_MIB = 1024
@@ -172,13 +172,16 @@ class HostLimits:
     def memory_caution(self, mib: int) -> str:
         if mib > self.memory_mib * MEMORY_CAUTION_SHARE:
             return (
-                f"{mib:,} MiB is most of this computer's {self.memory_mib:,} MiB of memory; "
+                f"{mib:,} MiB is most of the host's {self.memory_mib:,} MiB of memory; "
                 "it may become slow."
             )
         return ""
 
 
-def host_limits() -> HostLimits:
+def host_limits(resources: HostResources | None = None) -> HostLimits:
+    """The connection's host's limits; this computer's when that host has not said."""
+    if resources is not None:
+        return HostLimits(max(MIN_MEMORY_MIB, resources.memory_mib), max(1, resources.cpus))
     return HostLimits(
         memory_mib=max(MIN_MEMORY_MIB, psutil.virtual_memory().total // (1024 * 1024)),
         cpus=max(1, psutil.cpu_count(logical=True) or 1),

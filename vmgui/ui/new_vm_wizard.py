@@ -55,6 +55,7 @@ from vmgui.ui.new_vm_pages import (
     SummaryPage,
     WizardState,
 )
+from vmgui.ui.new_vm_rules import HostLimits, host_limits
 from vmgui.ui.new_vm_widgets import show_message
 
 HostStatusProvider = Callable[[], Awaitable[HostStatus]]
@@ -97,6 +98,7 @@ class NewVmWizard(QWizard):
         self._lookups: list[asyncio.Future[None]] = []
         self._caps_asked: set[str] = set()
         self._names_asked: set[str] = set()
+        self._limits_asked: set[str] = set()
         self._task: asyncio.Future[None] | None = None
         self._define: asyncio.Future[VmInfo] | None = None
         self._finished_ok = False
@@ -144,6 +146,18 @@ class NewVmWizard(QWizard):
         if conn.uri not in self._names_asked:
             self._names_asked.add(conn.uri)
             self._spawn(self._load_names(conn))
+        if conn.uri not in self.state.facts.limits and conn.uri not in self._limits_asked:
+            self._limits_asked.add(conn.uri)
+            self._spawn(self._load_limits(conn))
+
+    async def _load_limits(self, conn: Connection) -> None:
+        try:
+            resources = await asyncio.wait_for(conn.backend.host_resources(), LOOKUP_TIMEOUT_S)
+            limits: HostLimits | str = host_limits(resources)
+        except (Exception, TimeoutError) as exc:
+            limits = readable(exc) if str(exc) else "it did not answer"
+        self.state.facts.limits[conn.uri] = limits
+        self._facts_arrived()
 
     async def _load_caps(self, uri: str) -> None:
         try:
@@ -165,6 +179,7 @@ class NewVmWizard(QWizard):
     def _facts_arrived(self) -> None:
         if shiboken6.isValid(self) and not self._busy():
             self.naming.refresh()
+            self.resources.apply_limits()
 
     def facts_ready(self) -> bool:
         """True once the host and the current connection have been looked up (for tests)."""
@@ -174,6 +189,7 @@ class NewVmWizard(QWizard):
             facts.host_done
             and (uri in facts.caps or is_builtin(uri))
             and (uri in facts.taken or uri not in self._names_asked)
+            and uri in facts.limits
         )
 
     # --- the result ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from vmgui.model import (
     VmStatsSample,
 )
 from vmgui.model.console import ByteStream, ConsoleEndpoints
+from vmgui.model.host import HostResources
 
 KEEPALIVE_INTERVAL_S = 1  # a dead peer is noticed after about interval * (count + 1) seconds
 KEEPALIVE_COUNT = 3
@@ -404,6 +405,11 @@ class LibvirtBackend:
                 )
             )
         return infos
+
+    async def host_resources(self) -> HostResources:
+        conn = self._require_conn()
+        info = await self._call("read the host of", self._uri, conn.getInfo)  # virNodeGetInfo
+        return HostResources(memory_mib=int(info[1]), cpus=int(info[2]))
 
     async def details_xml(self, vm_id: str) -> str:
         conn = self._require_conn()

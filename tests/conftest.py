@@ -16,6 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest_plugins = [
     "tests.fixtures.libvirtd",
     "tests.fixtures.guests",
+    "tests.fixtures.builtin",
 ]
 
 

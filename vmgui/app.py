@@ -33,7 +33,10 @@ SCREENSHOT_TIMEOUT_S = 120.0
 def make_backend(uri: str, ask_credentials: AskCredentials | None = None) -> Backend:
     """The backend for a connection URI (libvirt for everything but the built-in VMM)."""
     if is_builtin(uri):
-        raise BackendError("The built-in virtual machine monitor has no backend yet.")
+        from vmgui.backends.builtin import BuiltinBackend
+
+        builtin: Backend = BuiltinBackend(uri)
+        return builtin
     try:
         from vmgui.backends.libvirt import LibvirtBackend
     except ImportError as exc:

@@ -8,15 +8,14 @@ instead of stopping the app.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from vmgui.atomic_file import write_atomically
 
 APP_NAME = "vmgui"
 MIN_STATS_INTERVAL_S = 1
@@ -65,22 +64,5 @@ def load_settings(path: Path | None = None) -> Settings:
 def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Atomic replace; raises OSError (with the path in it) when the dir is not writable."""
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(asdict(settings), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
+    write_atomically(path, data.encode("utf-8"))

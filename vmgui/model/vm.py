@@ -53,6 +53,8 @@ class VmStatsSample:
     disk_write_bytes: int = 0
     net_rx_bytes: int = 0
     net_tx_bytes: int = 0
+    #: Cumulative VM exits by reason (built-in VMM only; empty where the hypervisor hides them).
+    exits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class VmRates:
     disk_write_bps: float = 0.0
     net_rx_bps: float = 0.0
     net_tx_bps: float = 0.0
+    #: VM exits per second by reason; empty when the backend does not report exits.
+    exits_per_s: dict[str, float] = field(default_factory=dict)
 
 
 def rates_between(old: VmStatsSample, new: VmStatsSample) -> VmRates:
@@ -90,6 +94,7 @@ def rates_between(old: VmStatsSample, new: VmStatsSample) -> VmRates:
         disk_write_bps=rate(old.disk_write_bytes, new.disk_write_bytes),
         net_rx_bps=rate(old.net_rx_bytes, new.net_rx_bytes),
         net_tx_bps=rate(old.net_tx_bytes, new.net_tx_bytes),
+        exits_per_s={k: rate(old.exits.get(k, 0), n) for k, n in new.exits.items()},
     )
 
 

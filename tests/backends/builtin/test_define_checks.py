@@ -1,0 +1,152 @@
+"""What define() and start() refuse, each with one sentence, nothing changed or started."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.backends.builtin.helpers import connected, guest_config, wait_state
+from tests.fixtures.builtin import BuiltinEnv
+from tests.support import need_kvm
+from vmgui.backends.base import BackendError
+from vmgui.backends.builtin import checks
+from vmgui.backends.builtin.definitions import Definition, DefinitionStore
+from vmgui.backends.builtin.paths import definitions_dir
+from vmgui.model import DiskConfig, VmConfig, VmState
+
+Build = Callable[..., Path]
+
+
+def refused(config: VmConfig, match: str) -> None:
+    async def scenario() -> None:
+        backend = await connected()
+        try:
+            with pytest.raises(BackendError, match=match):
+                await backend.define(config)
+            assert await backend.list_vms() == []
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_not_a_kernel(builtin_env: BuiltinEnv, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_bytes(b"hello" * 1000)
+    refused(VmConfig(name="x", kernel=str(junk), network="none"), "not a bzImage or PVH ELF")
+
+
+def test_missing_kernel_and_bad_iso(builtin_env: BuiltinEnv, tmp_path: Path) -> None:
+    refused(VmConfig(name="x", kernel=str(tmp_path / "nope"), network="none"), "does not exist")
+    fake = tmp_path / "fake.iso"
+    fake.write_bytes(bytes(40000))
+    refused(VmConfig(name="x", iso=str(fake), network="none"), "not an ISO 9660 image")
+
+
+def test_bad_name_memory_cpus(builtin_env: BuiltinEnv, build_guest: Build) -> None:
+    kernel = build_guest("power_button")
+    refused(guest_config("a/b", kernel), "not allowed")
+    refused(VmConfig(name="m", memory_mib=10**7, kernel=str(kernel), network="none"),
+            "Memory must be between")
+    refused(VmConfig(name="c", vcpus=999, kernel=str(kernel), network="none"),
+            "Virtual CPUs must be between")
+
+
+def test_memory_beyond_free_memory_is_one_sentence() -> None:
+    assert "more memory than this computer has free (100 MiB)" in checks.memory_problem(
+        200, free_mib=100
+    )
+    assert checks.memory_problem(64, free_mib=100) == ""
+
+
+def test_duplicate_name_and_shared_disk_at_define(
+    builtin_env: BuiltinEnv, build_guest: Build, tmp_path: Path
+) -> None:
+    kernel = build_guest("power_button")
+    disk = tmp_path / "d.img"
+
+    async def scenario() -> None:
+        backend = await connected()
+        try:
+            a = await backend.define(
+                guest_config("a", kernel, disks=[DiskConfig(str(disk), size_bytes=1 << 30)])
+            )
+            assert disk.stat().st_size == 1 << 30 and disk.stat().st_blocks == 0  # sparse
+            with pytest.raises(BackendError, match="already exists"):
+                await backend.define(guest_config("a", kernel))
+            with pytest.raises(BackendError, match="already the disk of the VM “a”"):
+                await backend.define(guest_config("b", kernel, disks=[DiskConfig(str(disk))]))
+            assert [v.name for v in await backend.list_vms()] == ["a"]
+            await backend.delete(a.vm_id, delete_storage=True)
+            assert not disk.exists() and await backend.list_vms() == []
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_two_vms_on_one_disk_second_is_not_started(
+    builtin_env: BuiltinEnv, build_guest: Build, tmp_path: Path
+) -> None:
+    """Definitions that share a disk (copied by hand): the second start is refused."""
+    need_kvm()
+    kernel = build_guest("power_button")
+    disk = tmp_path / "shared.img"
+    disk.write_bytes(bytes(1 << 20))
+    store = DefinitionStore(definitions_dir())
+    first = Definition.from_config(guest_config("first", kernel, disks=[DiskConfig(str(disk))]))
+    second = Definition.from_config(guest_config("second", kernel, disks=[DiskConfig(str(disk))]))
+    store.save(first)
+    store.save(second)
+
+    async def scenario() -> None:
+        backend = await connected()
+        try:
+            await backend.start(first.vm_id)
+            await wait_state(backend, first.vm_id, VmState.RUNNING)
+            with pytest.raises(BackendError, match="in use by the running VM “first”"):
+                await backend.start(second.vm_id)
+            assert (await wait_state(backend, second.vm_id, VmState.SHUTOFF, 1)).reason == ""
+            assert len(builtin_env.vmm_pids()) == 1
+            # A new backend (another app instance) knows only the lock on the image.
+            other = await connected()
+            await other.force_off(first.vm_id)
+            await other.close()
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_running_vm_cannot_be_deleted_or_edited(
+    builtin_env: BuiltinEnv, build_guest: Build
+) -> None:
+    need_kvm()
+    kernel = build_guest("power_button")
+
+    async def scenario() -> None:
+        backend = await connected()
+        try:
+            info = await backend.define(guest_config("busy", kernel))
+            await backend.start(info.vm_id)
+            await wait_state(backend, info.vm_id, VmState.RUNNING)
+            with pytest.raises(BackendError, match="force it off before deleting"):
+                await backend.delete(info.vm_id)
+            with pytest.raises(BackendError, match="shut it down before changing"):
+                await backend.update(info.vm_id, guest_config("busy", kernel))
+            with pytest.raises(BackendError, match="already running"):
+                await backend.start(info.vm_id)
+            await backend.force_off(info.vm_id)
+            await wait_state(backend, info.vm_id, VmState.SHUTOFF)
+            edited = await backend.update(
+                info.vm_id, VmConfig(name="renamed", memory_mib=48, kernel=str(kernel),
+                                     network="none")
+            )
+            assert (edited.name, edited.memory_kib) == ("renamed", 48 * 1024)
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())

@@ -80,7 +80,9 @@ def test_duplicate_name_and_shared_disk_at_define(
             with pytest.raises(BackendError, match="already the disk of the VM “a”"):
                 await backend.define(guest_config("b", kernel, disks=[DiskConfig(str(disk))]))
             assert [v.name for v in await backend.list_vms()] == ["a"]
-            await backend.delete(a.vm_id, delete_storage=True)
+            (item,) = await backend.list_storage(a.vm_id)
+            assert item.deletable and item.path == str(disk)
+            await backend.delete(a.vm_id, [str(disk)])
             assert not disk.exists() and await backend.list_vms() == []
         finally:
             await backend.close()

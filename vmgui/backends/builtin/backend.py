@@ -20,7 +20,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +42,7 @@ from vmgui.backends.builtin.serial import FileFollowStream, SocketStream
 from vmgui.backends.builtin.stats import sample_from
 from vmgui.model import ConnectionState, ConnectionStatus, VmConfig, VmInfo, VmState, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints, SharedFramebufferEndpoint
+from vmgui.model.storage import StorageItem
 
 log = logging.getLogger(__name__)
 
@@ -360,10 +361,29 @@ class BuiltinBackend:
         self._state.setdefault(d.vm_id, VmState.SHUTOFF)
         self._stream.publish(VmChanged(self._info(d)))
 
-    async def delete(self, vm_id: str, delete_storage: bool = False) -> None:
+    async def list_storage(self, vm_id: str) -> list[StorageItem]:
+        """The VM's ISO and disk images; writable image files are deletable."""
+        d = self._definition(vm_id)
+        others = [o for o in self._defs.values() if o.vm_id != vm_id]
+        items = []
+        if d.iso:
+            items.append(StorageItem(d.iso, "cdrom", is_cdrom=True, deletable=False,
+                                     note="Installation media is never deleted."))
+        for i, disk in enumerate(d.disks):
+            users = tuple(o.name for o in others for x in o.disks if x.path == disk.path)
+            regular = await self._blocking(os.path.isfile, disk.path)
+            note = "" if regular else "Not a regular file."
+            if disk.readonly and not note:
+                note = "A read-only image."
+            items.append(StorageItem(disk.path, f"vd{chr(ord('a') + i)}", deletable=regular,
+                                     note=note, used_by=users))
+        return items
+
+    async def delete(self, vm_id: str, storage_paths: Sequence[str] = ()) -> None:
         d = self._definition(vm_id)
         if self._state.get(vm_id, VmState.SHUTOFF).is_active or vm_id in self._busy:
             raise BackendError(f"“{d.name}” is running: force it off before deleting it.")
+        deletable = {s.path for s in await self.list_storage(vm_id) if s.deletable}
         assert self._store is not None
         await self._blocking(self._store.remove, vm_id)
         self._defs.pop(vm_id, None)
@@ -374,18 +394,18 @@ class BuiltinBackend:
         for p in (files.log, files.serial_file):
             with contextlib.suppress(OSError):
                 p.unlink()
-        problems = []
-        if delete_storage:
-            for disk in d.disks:
-                if disk.readonly:
-                    continue
-                try:
-                    await self._blocking(os.unlink, disk.path)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    problems.append(f"{disk.path} ({exc.strerror or exc})")
         self._stream.publish(VmRemoved(self._uri, vm_id))
+        problems = []
+        for path in storage_paths:
+            if path not in deletable:
+                problems.append(f"{path} (not one of its deletable disks)")
+                continue
+            try:
+                await self._blocking(os.unlink, path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                problems.append(f"{path} ({exc.strerror or exc})")
         if problems:
             raise BackendError(f"“{d.name}” was deleted, but not its disk {problems[0]}.")
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from vmgui import __version__
 from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.settings import load_settings
+from vmgui.vm_cli import COMMANDS as VM_COMMANDS
+from vmgui.vm_cli import add_vm_commands, run_vm_command
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -268,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="JSON: [{connection, name, state}]")
     sub.add_parser("host-check", help="can this computer run VMs hardware-assisted?",
                    add_help=False)
+    add_vm_commands(sub)
     return parser
 
 
@@ -281,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(args_list)
     if args.command == "list":
         return cmd_list(args)
+    if args.command in VM_COMMANDS:
+        return run_vm_command(args, make_backend)
     return cmd_gui(args)
 
 

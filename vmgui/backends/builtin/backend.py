@@ -42,6 +42,7 @@ from vmgui.backends.builtin.serial import FileFollowStream, SocketStream
 from vmgui.backends.builtin.stats import sample_from
 from vmgui.model import ConnectionState, ConnectionStatus, VmConfig, VmInfo, VmState, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints, SharedFramebufferEndpoint
+from vmgui.model.host import HostResources
 from vmgui.model.storage import StorageItem
 
 log = logging.getLogger(__name__)
@@ -322,6 +323,10 @@ class BuiltinBackend:
     async def disk_problem(self, path: str, exclude: str = "") -> str:
         others = [d for d in self._defs.values() if d.vm_id != exclude]
         return await self._blocking(checks.disk_problem, path, others)
+
+    async def host_resources(self) -> HostResources:
+        """This computer: total memory, and the CPUs one built-in VM may have."""
+        return await self._blocking(checks.host_resources)
 
     async def define(self, config: VmConfig) -> VmInfo:
         self._require_connected()

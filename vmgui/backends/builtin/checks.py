@@ -13,6 +13,7 @@ import psutil
 from vmgui.backends.base import BackendError
 from vmgui.backends.builtin.definitions import Definition
 from vmgui.backends.builtin.launcher import disk_users
+from vmgui.model.host import HostResources
 
 MIN_MEMORY_MIB = 2  # the VMM's own lower bound (vmgui.vmm.config.MIN_MEMORY)
 MAX_MEMORY_MIB = 64 * 1024
@@ -52,10 +53,17 @@ def memory_problem(mib: int, free_mib: int | None = None) -> str:
     return ""
 
 
-def cpus_problem(n: int) -> str:
+def host_resources() -> HostResources:
     from vmgui.vmm.config import max_cpus  # noqa: PLC0415 - the VMM's own limit
 
-    limit = min(max_cpus(), psutil.cpu_count(logical=True) or 1)
+    return HostResources(
+        memory_mib=int(psutil.virtual_memory().total // (1024 * 1024)),
+        cpus=min(max_cpus(), psutil.cpu_count(logical=True) or 1),
+    )
+
+
+def cpus_problem(n: int) -> str:
+    limit = host_resources().cpus
     if not 1 <= n <= limit:
         return f"Virtual CPUs must be between 1 and {limit}."
     return ""

@@ -14,7 +14,7 @@ APP_PKGS=(
   libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1
   libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libxkbcommon0
   libgl1 libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1 fonts-dejavu-core
-  xvfb xauth openssh-client
+  xvfb xauth openssh-client grub-pc-bin grub-common xorriso mtools
 )
 TEST_PKGS=(
   xvfb gcc-multilib binutils desktop-file-utils appstream cpio xz-utils zstd

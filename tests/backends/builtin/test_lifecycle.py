@@ -63,6 +63,11 @@ def test_vm_lives_on_without_the_app_reattaches_and_shuts_down(
         assert sample.memory_used_kib > 0 and sample.memory_total_kib == 32 * 1024
         console = await backend.open_console(info.vm_id)
         assert console.graphics == SharedFramebufferEndpoint(files.qmp)
+        serial = await backend.open_serial(info.vm_id)
+        text = b""
+        while b"waiting for power button" not in text:  # a late viewer sees earlier output
+            text += await asyncio.wait_for(serial.read(), 10)
+        await serial.close()
 
         # The app closes: the VMM keeps running.
         pid = int(files.pid.read_text().split()[0])

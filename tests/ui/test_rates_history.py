@@ -19,3 +19,14 @@ def test_round_trip_and_capacity() -> None:
     assert h.cpu() == [20.0, 30.0, 40.0]
     h.clear()
     assert not h and h.cpu() == []
+
+
+def test_exits_by_reason_follow_the_samples() -> None:
+    h = RatesHistory(capacity=2)
+    h.append(VmRates("a", 0.0))
+    h.append(VmRates("a", 1.0, exits_per_s={"IO": 5.0}))
+    h.append(VmRates("a", 2.0, exits_per_s={"HLT": 2.0}))
+    assert [r.exits_per_s for r in h.as_rates("a")] == [{"IO": 5.0}, {"HLT": 2.0}]
+    h.clear()
+    h.append(VmRates("a", 3.0))
+    assert h.as_rates("a")[0].exits_per_s == {}

@@ -28,11 +28,13 @@ _INT_FIELDS = {"memory_used_kib", "memory_total_kib"}
 class RatesHistory:
     """The last `capacity` VmRates of one VM (oldest first)."""
 
-    __slots__ = ("_capacity", "_data", "latest")
+    __slots__ = ("_capacity", "_data", "_exits", "latest")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._data = array("d")
+        #: VM exits/s by reason, one value per sample (only for VMs whose backend reports them).
+        self._exits: dict[str, array[float]] = {}
         self.latest: VmRates | None = None
 
     def __len__(self) -> int:
@@ -42,13 +44,21 @@ class RatesHistory:
         return self.latest is not None
 
     def append(self, r: VmRates) -> None:
+        before = len(self)
         self._data.extend(float(getattr(r, f)) for f in _FIELDS)
+        for reason in r.exits_per_s.keys() - self._exits.keys():
+            self._exits[reason] = array("d", bytes(8 * before))  # zeros for earlier samples
+        for reason, values in self._exits.items():
+            values.append(float(r.exits_per_s.get(reason, 0.0)))
         if len(self._data) > self._capacity * _WIDTH:
             del self._data[:_WIDTH]
+            for values in self._exits.values():
+                del values[:1]
         self.latest = r
 
     def clear(self) -> None:
         self._data = array("d")
+        self._exits = {}
         self.latest = None
 
     def cpu(self) -> list[float]:
@@ -57,9 +67,10 @@ class RatesHistory:
     def as_rates(self, vm_id: str) -> list[VmRates]:
         out = []
         d = self._data
-        for i in range(0, len(d), _WIDTH):
+        for n, i in enumerate(range(0, len(d), _WIDTH)):
             values = {
                 f: (int(d[i + k]) if f in _INT_FIELDS else d[i + k]) for k, f in enumerate(_FIELDS)
             }
-            out.append(VmRates(vm_id=vm_id, **values))  # type: ignore[arg-type]
+            exits = {reason: v[n] for reason, v in self._exits.items() if v[n]}
+            out.append(VmRates(vm_id=vm_id, exits_per_s=exits, **values))  # type: ignore[arg-type]
         return out

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from vmgui.backends.base import (
     VmChanged,
     VmRemoved,
 )
-from vmgui.backends.builtin import checks, launcher, paths
+from vmgui.backends.builtin import checks, demo, launcher, paths
 from vmgui.backends.builtin.definitions import Definition, DefinitionStore
 from vmgui.backends.builtin.launcher import RuntimeFiles
 from vmgui.backends.builtin.qmp_session import VmmSession
@@ -327,6 +328,22 @@ class BuiltinBackend:
     async def host_resources(self) -> HostResources:
         """This computer: total memory, and the CPUs one built-in VM may have."""
         return await self._blocking(checks.host_resources)
+
+    def demo_problem(self) -> str:
+        """Why the Demo source cannot be offered here ("" when it can)."""
+        missing = demo.missing_tools()
+        if missing and not demo.demo_iso_path().is_file():
+            return demo.missing_tools_sentence(missing)
+        return ""
+
+    async def demo_iso(self) -> str:
+        """The Demo's GRUB ISO (built on first use; cancelling the await stops the build)."""
+        cancel = threading.Event()
+        try:
+            return str(await self._blocking(demo.build_demo_iso, cancel))
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
 
     async def define(self, config: VmConfig) -> VmInfo:
         self._require_connected()

@@ -61,6 +61,10 @@ def missing_tools() -> list[str]:
     return missing
 
 
+def missing_tools_sentence(missing: list[str]) -> str:
+    return "The demo needs GRUB's tools: install the Debian packages " + ", ".join(missing) + "."
+
+
 def demo_iso_path() -> Path:
     return paths.cache_dir() / f"demo-v{DEMO_VERSION}" / ISO_NAME
 
@@ -72,9 +76,7 @@ def build_demo_iso(cancel: threading.Event | None = None) -> Path:
         return dest
     missing = missing_tools()
     if missing:
-        raise BackendError(
-            "The demo needs GRUB's tools: install the Debian packages " + ", ".join(missing) + "."
-        )
+        raise BackendError(missing_tools_sentence(missing))
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vmgui-demo-") as work:
         tree = Path(work) / "tree"

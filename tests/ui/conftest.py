@@ -56,6 +56,17 @@ def spin(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
 
 
 @pytest.fixture
+def backend(qt_loop: asyncio.AbstractEventLoop, libvirtd_uri: str) -> Iterator[Any]:
+    """A LibvirtBackend connected to the session's private libvirtd (no reconnecting)."""
+    from vmgui.backends.libvirt import LibvirtBackend
+
+    b = LibvirtBackend(libvirtd_uri, reconnect=False)
+    qt_loop.run_until_complete(b.connect())
+    yield b
+    qt_loop.run_until_complete(b.close())
+
+
+@pytest.fixture
 def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))

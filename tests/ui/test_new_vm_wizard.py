@@ -54,16 +54,6 @@ def lv_conn(libvirtd_uri: str) -> Iterator[Any]:
     conn.close()
 
 
-@pytest.fixture
-def backend(qt_loop: asyncio.AbstractEventLoop, libvirtd_uri: str) -> Iterator[Any]:
-    from vmgui.backends.libvirt import LibvirtBackend
-
-    b = LibvirtBackend(libvirtd_uri, reconnect=False)
-    qt_loop.run_until_complete(b.connect())
-    yield b
-    qt_loop.run_until_complete(b.close())
-
-
 def _click(qtbot: QtBot, button: QAbstractButton | None) -> None:
     assert button is not None and button.isEnabled(), "button is not clickable"
     if isinstance(button, QRadioButton | QCheckBox):  # on the indicator, not the empty width

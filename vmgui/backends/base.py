@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from vmgui.model import ConnectionStatus, StorageItem, VmConfig, VmInfo, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints
 from vmgui.model.host import HostResources
+from vmgui.model.vm_settings import ApplyResult, VmSettings
 
 #: The connection of the built-in VMM ("This computer"); every other URI is libvirt's.
 BUILTIN_URI = "builtin:///"
@@ -130,6 +131,15 @@ class Backend(Protocol):
 
         Only paths `list_storage` calls deletable are removed (checked again here); any other
         path, or a removal that fails, ends in a BackendError after the definition is gone.
+        """
+
+    async def get_settings(self, vm_id: str) -> VmSettings:
+        """What the Edit dialog shows: the settings of the VM's next start."""
+
+    async def apply_settings(self, vm_id: str, settings: VmSettings) -> ApplyResult:
+        """Save `settings` for the next start (CD media of a running VM change at once).
+
+        The hypervisor validates; a refusal is a BackendError sentence and changes nothing.
         """
 
     async def sample_stats(self) -> list[VmStatsSample]:

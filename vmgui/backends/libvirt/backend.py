@@ -22,6 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import libvirt
@@ -34,7 +35,7 @@ from vmgui.backends.base import (
     VmChanged,
     VmRemoved,
 )
-from vmgui.backends.libvirt import domain_xml, errors, stats, storage
+from vmgui.backends.libvirt import domain_settings, domain_xml, domcaps, errors, stats, storage
 from vmgui.backends.libvirt.credentials import (
     SUPPORTED_CREDENTIALS,
     AskCredentials,
@@ -51,6 +52,7 @@ from vmgui.model import (
 )
 from vmgui.model.console import ByteStream, ConsoleEndpoints
 from vmgui.model.host import HostResources
+from vmgui.model.vm_settings import ApplyResult, VmSettings
 
 KEEPALIVE_INTERVAL_S = 1  # a dead peer is noticed after about interval * (count + 1) seconds
 KEEPALIVE_COUNT = 3
@@ -526,6 +528,57 @@ class LibvirtBackend:
             raise BackendError(
                 f"'{name}' was deleted, but not all of its storage: " + "; ".join(failed) + "."
             )
+
+    # --- editing ---------------------------------------------------------------------------
+
+    async def get_settings(self, vm_id: str) -> VmSettings:
+        conn = self._require_conn()
+        return await self._call("read the settings of", self._name_of(vm_id),
+                                self._settings_blocking, conn, vm_id)
+
+    @staticmethod
+    def _settings_blocking(conn: libvirt.virConnect, vm_id: str) -> VmSettings:
+        dom = conn.lookupByUUIDString(vm_id)
+        settings = domain_settings.read_settings(
+            dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), bool(dom.autostart())
+        )
+        try:
+            guests = domcaps.parse_capabilities(conn.getCapabilities())
+        except (libvirt.libvirtError, domcaps.DomainCapabilitiesError):
+            return settings
+        arch = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).find("os/type")
+        wanted = arch.get("arch", "x86_64") if arch is not None else "x86_64"
+        offered = [t for g in guests if g.arch == wanted for t in g.domain_types]
+        types = tuple(t for t in domain_settings.DOMAIN_TYPES if t in offered)
+        return replace(settings, domain_types=types or settings.domain_types)
+
+    async def apply_settings(self, vm_id: str, settings: VmSettings) -> ApplyResult:
+        conn = self._require_conn()
+        domain_settings.check_settings(settings)  # a sentence before anything changes
+        return await self._call("change", self._name_of(vm_id),
+                                self._apply_blocking, conn, vm_id, settings)
+
+    @staticmethod
+    def _apply_blocking(conn: libvirt.virConnect, vm_id: str, new: VmSettings) -> ApplyResult:
+        dom = conn.lookupByUUIDString(vm_id)
+        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        old = domain_settings.read_settings(inactive, bool(dom.autostart()))
+        conn.defineXMLFlags(
+            domain_settings.apply_settings(inactive, new), libvirt.VIR_DOMAIN_DEFINE_VALIDATE
+        )
+        if new.autostart != old.autostart:
+            dom.setAutostart(int(new.autostart))
+        running = bool(dom.isActive())
+        if running:  # media changes like a real drive; the rest waits for the next start
+            live = {c.device: c.media for c in domain_settings.read_settings(
+                dom.XMLDesc(0), False).cdroms}
+            for drive in new.cdroms:
+                xml = domain_settings.cdrom_device_xml(inactive, drive)
+                if xml is not None and live.get(drive.device, drive.media) != drive.media:
+                    dom.updateDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        return ApplyResult(
+            restart_needed=running and domain_settings.settings_need_restart(old, new)
+        )
 
     # --- lifecycle actions -------------------------------------------------------------------
 

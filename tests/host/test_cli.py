@@ -118,3 +118,13 @@ def test_connect_reports_a_real_libvirtd(libvirtd_uri: str) -> None:
     assert bad["ok"] is False and bad["error"] and bad["domain_types"] == []
     text = host_check("--no-measure", "--connect", libvirtd_uri)
     assert f"libvirt {libvirtd_uri}" in text.stdout and "qemu (TCG emulation)" in text.stdout
+
+
+def test_no_measure_says_skipped_not_failed() -> None:
+    need_kvm()
+    proc = host_check("--no-measure")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "failed" not in text and "not usable" not in text.split("Measured speed")[1]
+    assert "not measured (--no-measure)" in text
+    assert "skipped" in text.split("Measured speed")[1]

@@ -99,12 +99,18 @@ def judge(
             tuple(advice),
         )
     ring0 = calibration.ring0 if calibration else None
-    if calibration is None or ring0 is None:
-        why = calibration.error if calibration and calibration.error else "not measured"
+    if calibration is None:  # /dev/kvm is usable: the measurement was skipped on purpose
+        return Judgement(
+            Verdict.UNKNOWN_SPEED,
+            "VMs can run here; their speed was not measured (--no-measure)",
+            "speed measurement: skipped",
+            (),
+        )
+    if ring0 is None:
         return Judgement(
             Verdict.UNKNOWN_SPEED,
             "VMs can run here; their speed is unknown (the measurement failed)",
-            f"speed measurement: {why}",
+            f"speed measurement: {calibration.error or 'no result'}",
             (),
         )
     ips = ring0.instructions_per_second

@@ -150,6 +150,8 @@ def kvm_rows(status: HostStatus) -> list[tuple[str, str]]:
 def speed_rows(status: HostStatus) -> list[tuple[str, str]]:
     cal = status.calibration
     if cal is None:
+        if status.kvm.usable:
+            return [("Not measured", "skipped (--no-measure)")]
         return [("Not measured", f"{status.kvm.path} is not usable")]
     rows = []
     labels = (("Host (native)", cal.host), ("Guest ring 0", cal.ring0), ("Guest ring 3", cal.ring3))

@@ -1,4 +1,4 @@
-"""The `vmgui` command: the desktop app, `vmgui list` and `vmgui host-check`.
+"""The `vmgui` command: the desktop app, `vmgui list`, `vmgui host-check`, `vmgui vnc-screenshot`.
 
 Qt is imported only on the GUI path, so `vmgui list` runs on plain asyncio (over ssh, in scripts,
 on machines without display libraries).
@@ -251,6 +251,37 @@ def cmd_gui(args: argparse.Namespace) -> int:
         asyncio.set_event_loop(None)
 
 
+# ---- vmgui vnc-screenshot ---------------------------------------------------------------------
+
+
+def cmd_vnc_screenshot(args: argparse.Namespace) -> int:
+    """Plain asyncio and no Qt: usable in scripts and on machines without display libraries."""
+    from dataclasses import replace
+
+    from vmgui.console.rfb import parse_encodings
+    from vmgui.console.rfb.snapshot import parse_address, save_screenshot
+    from vmgui.console.source import ConsoleError
+
+    try:
+        endpoint = parse_address(args.address)
+        encodings = parse_encodings(args.encodings) if args.encodings else None
+        if args.password_file:
+            with open(args.password_file, encoding="utf-8") as f:
+                endpoint = replace(endpoint, password=f.readline().rstrip("\r\n"))
+    except (ValueError, OSError) as exc:
+        print(f"vmgui: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(save_screenshot(endpoint, args.file, encodings))
+    except ConsoleError as exc:
+        print(f"vmgui: {args.address}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"vmgui: cannot write {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---- entry point -----------------------------------------------------------------------------
 
 
@@ -271,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("host-check", help="can this computer run VMs hardware-assisted?",
                    add_help=False)
     add_vm_commands(sub)
+    shot = sub.add_parser("vnc-screenshot", help="save a VNC server's screen as PNG")
+    shot.add_argument("address", metavar="ADDRESS", help="HOST:DISPLAY, HOST::PORT or unix:PATH")
+    shot.add_argument("file", metavar="FILE", help="the PNG to write")
+    shot.add_argument("--password-file", metavar="F", help="file whose first line is the password")
+    shot.add_argument("--encodings", metavar="LIST",
+                      help="comma-separated preference, e.g. tight,zrle (raw, zlib, tight, zrle)")
     return parser
 
 
@@ -286,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_list(args)
     if args.command in VM_COMMANDS:
         return run_vm_command(args, make_backend)
+    if args.command == "vnc-screenshot":
+        return cmd_vnc_screenshot(args)
     return cmd_gui(args)
 
 

@@ -32,6 +32,32 @@ class SourceListener(Protocol):
     def closed(self, reason: str) -> None:
         """The source ended; `reason` is one sentence ("" for a normal close)."""
 
+    # Optional, called only when the listener defines it:
+    #   state_changed() -> None: re-read the source's optional `cursor`, `leds`,
+    #   `resize_problem`, `absolute_pointer` and `can_resize` (see `SourceExtras`).
+
+
+@dataclass(frozen=True)
+class CursorImage:
+    """The guest's pointer shape for the widget to draw locally; 0x0 means hidden."""
+
+    width: int
+    height: int
+    hot_x: int
+    hot_y: int
+    argb: bytes  # QImage.Format_ARGB32 rows of width*4 bytes
+
+
+class SourceExtras(Protocol):
+    """Optional members of a source (read them with `getattr(source, name, default)`)."""
+
+    #: The pointer shape the guest wants drawn at the local pointer; None: draw the guest's own.
+    cursor: CursorImage | None
+    #: Keyboard LEDs (bit 0 Scroll, 1 Num, 2 Caps Lock), None when the guest does not say.
+    leds: int | None
+    #: Why the last `request_size` was refused (one sentence), "" when it was not.
+    resize_problem: str
+
 
 class FramebufferSource(Protocol):
     """Pixels plus input back to the guest; `start` connects, `close` is idempotent."""

@@ -84,7 +84,7 @@ def test_stats_tick_for_1000_vms_is_one_range_signal_and_fast(model: VmTableMode
     model.stats_changed.connect(lambda a, b: ticks.append((a, b)))
     now = time.time()
     rates = [VmRates(f"id-{i}", now, cpu_percent=i % 100, memory_used_kib=512,
-                     memory_total_kib=1024) for i in range(1000)]
+                     memory_total_kib=1024, memory_used_in_guest=True) for i in range(1000)]
     t0 = time.perf_counter()
     keys = model.apply_rates(C1, rates)
     elapsed = time.perf_counter() - t0
@@ -174,3 +174,19 @@ def test_listeners_of_rows_removed_see_the_model_already_changed(
     assert details.overview_labels["Name"].text() == "vm0005"  # still the same VM, not another
     model.remove([(C1, "id-5")])
     assert details.key is None and details.overview_labels["Name"].text() == ""
+
+
+def test_memory_cell_says_whose_figure_it_shows(model: VmTableModel) -> None:
+    """Host RSS of the VM's process is not the guest's memory use: label it as the host's."""
+    model.upsert([vm(1), vm(2)])
+    gib, used = 1024 * 1024, 300 * 1024
+    model.apply_rates(C1, [
+        VmRates("id-1", 1.0, memory_used_kib=used, memory_total_kib=gib, memory_used_in_guest=True),
+        VmRates("id-2", 1.0, memory_used_kib=used, memory_total_kib=gib),
+    ])
+    assert model.index(0, Column.MEMORY).data() == "300.0 MiB / 1.0 GiB"
+    assert model.index(1, Column.MEMORY).data() == "1.0 GiB (host: 300.0 MiB)"
+    tip = model.index(1, Column.MEMORY).data(Qt.ItemDataRole.ToolTipRole)
+    assert "host" in tip and "guest" in tip
+    assert model.history((C1, "id-1"))[-1].memory_used_in_guest
+    assert not model.history((C1, "id-2"))[-1].memory_used_in_guest

@@ -49,6 +49,9 @@ class VmStatsSample:
     vcpus: int = 1
     memory_used_kib: int = 0
     memory_total_kib: int = 0
+    #: True: `memory_used_kib` is the guest's own figure (balloon driver); False: the host's
+    #: resident memory of the VM's process, which is not what the guest uses.
+    memory_used_in_guest: bool = False
     disk_read_bytes: int = 0
     disk_write_bytes: int = 0
     net_rx_bytes: int = 0
@@ -66,6 +69,7 @@ class VmRates:
     cpu_percent: float = 0.0
     memory_used_kib: int = 0
     memory_total_kib: int = 0
+    memory_used_in_guest: bool = False
     disk_read_bps: float = 0.0
     disk_write_bps: float = 0.0
     net_rx_bps: float = 0.0
@@ -90,6 +94,7 @@ def rates_between(old: VmStatsSample, new: VmStatsSample) -> VmRates:
         cpu_percent=min(100.0, cpu),
         memory_used_kib=new.memory_used_kib,
         memory_total_kib=new.memory_total_kib,
+        memory_used_in_guest=new.memory_used_in_guest,
         disk_read_bps=rate(old.disk_read_bytes, new.disk_read_bytes),
         disk_write_bps=rate(old.disk_write_bytes, new.disk_write_bytes),
         net_rx_bps=rate(old.net_rx_bytes, new.net_rx_bytes),

@@ -20,9 +20,11 @@ _FIELDS = (
     "disk_write_bps",
     "net_rx_bps",
     "net_tx_bps",
+    "memory_used_in_guest",
 )
 _WIDTH = len(_FIELDS)
 _INT_FIELDS = {"memory_used_kib", "memory_total_kib"}
+_BOOL_FIELDS = {"memory_used_in_guest"}
 
 
 class RatesHistory:
@@ -68,9 +70,13 @@ class RatesHistory:
         out = []
         d = self._data
         for n, i in enumerate(range(0, len(d), _WIDTH)):
-            values = {
-                f: (int(d[i + k]) if f in _INT_FIELDS else d[i + k]) for k, f in enumerate(_FIELDS)
-            }
+            values = {f: _typed(f, d[i + k]) for k, f in enumerate(_FIELDS)}
             exits = {reason: v[n] for reason, v in self._exits.items() if v[n]}
             out.append(VmRates(vm_id=vm_id, exits_per_s=exits, **values))  # type: ignore[arg-type]
         return out
+
+
+def _typed(field: str, value: float) -> float | int | bool:
+    if field in _INT_FIELDS:
+        return int(value)
+    return bool(value) if field in _BOOL_FIELDS else value

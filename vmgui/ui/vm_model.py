@@ -132,6 +132,8 @@ class VmTableModel(QAbstractTableModel):
             return f"{info.state.value} ({info.reason})"
         elif role == Qt.ItemDataRole.ToolTipRole and col == Column.HOST:
             return info.connection
+        elif role == Qt.ItemDataRole.ToolTipRole and col == Column.MEMORY:
+            return self._memory_tip(row)
         elif role == VM_ROLE:
             return info
         elif role == KEY_ROLE:
@@ -145,8 +147,22 @@ class VmTableModel(QAbstractTableModel):
     def _memory_text(self, row: VmRow) -> str:
         latest = row.latest
         if latest and row.info.state.is_active and latest.memory_total_kib:
-            return f"{format_kib(latest.memory_used_kib)} / {format_kib(latest.memory_total_kib)}"
+            used, total = format_kib(latest.memory_used_kib), format_kib(latest.memory_total_kib)
+            return f"{used} / {total}" if latest.memory_used_in_guest else f"{total} (host: {used})"
         return format_kib(row.info.memory_kib) if row.info.memory_kib else ""
+
+    @staticmethod
+    def _memory_tip(row: VmRow) -> str | None:
+        latest = row.latest
+        if not (latest and row.info.state.is_active and latest.memory_total_kib):
+            return None
+        used, total = format_kib(latest.memory_used_kib), format_kib(latest.memory_total_kib)
+        if latest.memory_used_in_guest:
+            return f"The guest uses {used} of its {total}."
+        return (
+            f"The guest has {total}; it does not report its own use (no balloon driver). "
+            f"{used} is what its process takes on the host."
+        )
 
     def _sort_value(self, row: VmRow, col: Column) -> Any:
         info = row.info

@@ -26,6 +26,7 @@ def test_counters_are_summed_over_devices() -> None:
     s = sample_from_record("u1", rec, 12.5)
     assert (s.vm_id, s.timestamp, s.cpu_time_ns, s.vcpus) == ("u1", 12.5, 5_000_000_000, 2)
     assert (s.memory_used_kib, s.memory_total_kib) == (200000, 524288)
+    assert not s.memory_used_in_guest  # the host's RSS of the QEMU process
     assert (s.disk_read_bytes, s.disk_write_bytes) == (150, 15)
     assert (s.net_rx_bytes, s.net_tx_bytes) == (7, 3)
 
@@ -37,7 +38,8 @@ def test_guest_view_of_memory_wins_when_the_balloon_driver_reports_it() -> None:
         "balloon.unused": 600,
         "balloon.rss": 990,
     }
-    assert sample_from_record("u", rec, 0).memory_used_kib == 300
+    s = sample_from_record("u", rec, 0)
+    assert s.memory_used_kib == 300 and s.memory_used_in_guest
 
 
 def test_missing_groups_give_zeros_not_errors() -> None:

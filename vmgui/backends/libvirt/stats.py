@@ -75,7 +75,8 @@ def sample_from_record(vm_id: str, record: Mapping[str, Any], timestamp: float) 
     """One VM's cumulative counters from its getAllDomainStats record."""
     total = int(record.get("balloon.current", 0) or record.get("balloon.maximum", 0))
     # "balloon.rss" is the host's view; "available - unused" the guest's (needs a balloon driver)
-    if "balloon.available" in record and "balloon.unused" in record:
+    in_guest = "balloon.available" in record and "balloon.unused" in record
+    if in_guest:
         used = int(record["balloon.available"]) - int(record["balloon.unused"])
     else:
         used = int(record.get("balloon.rss", total))
@@ -86,6 +87,7 @@ def sample_from_record(vm_id: str, record: Mapping[str, Any], timestamp: float) 
         vcpus=max(1, int(record.get("vcpu.current", 1))),
         memory_used_kib=max(0, min(used, total) if total else used),
         memory_total_kib=total,
+        memory_used_in_guest=in_guest,
         disk_read_bytes=_sum(record, "block", "rd.bytes"),
         disk_write_bytes=_sum(record, "block", "wr.bytes"),
         net_rx_bytes=_sum(record, "net", "rx.bytes"),

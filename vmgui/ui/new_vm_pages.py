@@ -8,7 +8,9 @@ sentence and the page is not left, so nothing typed is lost.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from vmgui.backends.base import Backend, is_builtin
+from vmgui.host.memory import free_memory_problem
 from vmgui.model.host import DomainCapabilities, HostStatus
 from vmgui.ui import new_vm_rules as rules
 from vmgui.ui.new_vm_widgets import (
@@ -47,7 +50,8 @@ KERNEL_FILTER = "Kernel images (vmlinuz* bzImage* *.elf)"
 DEFAULT_CMDLINE = "console=ttyS0"
 REMOTE_FILES = "This connection is on another computer: type paths as they are there."
 
-SOURCE_ISO, SOURCE_KERNEL, SOURCE_IMPORT = "iso", "kernel", "import"
+SOURCE_ISO, SOURCE_KERNEL, SOURCE_IMPORT, SOURCE_DEMO = "iso", "kernel", "import", "demo"
+DEMO_NAME = "grub-demo"
 DISK_NEW, DISK_NONE, DISK_EXISTING = "new", "none", "existing"
 NETWORKS = (("user", "User-mode NAT (guest reaches the network)"), ("none", "No network"))
 TYPE_LABELS = {
@@ -104,6 +108,19 @@ class WizardState(QObject):
     def taken_names(self) -> set[str]:
         return self.facts.taken.get(self.connection.uri, set())
 
+    def source_checker(self, kind: str) -> Callable[[str], Awaitable[str]] | None:
+        """The connection's own check of a boot file (built-in: the VMM's kernel detector,
+        ISO magic, disks of other VMs), or None when the backend has none."""
+        name = {SOURCE_KERNEL: "kernel_problem", SOURCE_ISO: "iso_problem",
+                SOURCE_IMPORT: "disk_problem"}.get(kind, "")
+        check = getattr(self.connection.backend, name, None) if name else None
+        return check if callable(check) else None
+
+    def demo_problem(self) -> str | None:
+        """None: this connection has no Demo; "": offered; else why it cannot be used."""
+        check = getattr(self.connection.backend, "demo_problem", None)
+        return str(check()) if callable(check) else None
+
 
 def _hint(text: str = "") -> QLabel:
     label = QLabel(text)
@@ -153,8 +170,13 @@ class SourcePage(QWizardPage):
         self.iso_radio = QRadioButton("Install from an ISO image")
         self.kernel_radio = QRadioButton("Boot a Linux kernel directly")
         self.import_radio = QRadioButton("Import an existing disk image")
+        self.demo_radio = QRadioButton("Demo: a GRUB boot menu built on this computer")
+        self.demo_hint = _hint(
+            "Shows a real boot screen (SeaBIOS and GRUB) on any computer, even where guest "
+            "operating systems would be emulated and very slow."
+        )
         self.group = QButtonGroup(self)
-        for radio in (self.iso_radio, self.kernel_radio, self.import_radio):
+        for radio in (self.iso_radio, self.kernel_radio, self.import_radio, self.demo_radio):
             self.group.addButton(radio)
         self.iso_radio.setChecked(True)
 
@@ -185,6 +207,14 @@ class SourcePage(QWizardPage):
         column.addWidget(_indented(kernel_form))
         column.addWidget(self.import_radio)
         column.addWidget(_indented(self.image))
+        self.demo_box = QWidget()
+        demo_column = QVBoxLayout(self.demo_box)
+        demo_column.setContentsMargins(0, 0, 0, 0)
+        demo_column.addWidget(self.demo_radio)
+        demo_column.addWidget(_indented(self.demo_hint))
+        column.addWidget(self.demo_box)
+        self._checked: dict[tuple[str, str, str], str] = {}  # (uri, kind, path) -> problem
+        self._check_task: asyncio.Future[None] | None = None
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.remote_hint)
@@ -201,12 +231,17 @@ class SourcePage(QWizardPage):
     def kind(self) -> str:
         if self.kernel_radio.isChecked():
             return SOURCE_KERNEL
+        if self.demo_radio.isChecked() and self.demo_box.isVisibleTo(self):
+            return SOURCE_DEMO
         return SOURCE_IMPORT if self.import_radio.isChecked() else SOURCE_ISO
 
     def main_file(self) -> str:
         """The file the VM is named after: the ISO, the kernel or the imported image."""
+        kind = self.kind()
+        if kind == SOURCE_DEMO:
+            return DEMO_NAME
         return {SOURCE_ISO: self.iso, SOURCE_KERNEL: self.kernel, SOURCE_IMPORT: self.image}[
-            self.kind()
+            kind
         ].text()
 
     def _sync(self, *_args: object) -> None:
@@ -229,6 +264,12 @@ class SourcePage(QWizardPage):
         self.remote_hint.setVisible(not local)
         for path_field in (self.iso, self.kernel, self.initrd, self.image):
             path_field.set_browsable(local, REMOTE_FILES)
+        demo = self.state.demo_problem()
+        self.demo_box.setVisible(demo is not None)
+        self.demo_radio.setEnabled(not demo)
+        self.demo_hint.setText(demo or self.demo_hint.text())
+        if demo is None and self.demo_radio.isChecked():
+            self.iso_radio.setChecked(True)
         self.state.changed.emit()
 
     def isComplete(self) -> bool:
@@ -239,6 +280,8 @@ class SourcePage(QWizardPage):
         if not self.state.local:
             return ""
         kind = self.kind()
+        if kind == SOURCE_DEMO:
+            return self.state.demo_problem() or ""
         if kind == SOURCE_ISO:
             return rules.file_problem(self.iso.text(), "ISO image")
         if kind == SOURCE_IMPORT:
@@ -250,8 +293,40 @@ class SourcePage(QWizardPage):
 
     def validatePage(self) -> bool:
         problem = self.problem()
+        if not problem:
+            problem = self._connection_check()
         show_message(self.error, problem)
         return not problem
+
+    def _connection_check(self) -> str:
+        """The connection's own check of the main file: answered from the cache, or started
+        (Next is pressed again for the user when it passes; nothing blocks meanwhile)."""
+        kind = self.kind()
+        check = self.state.source_checker(kind) if self.state.local else None
+        if check is None:
+            return ""
+        key = (self.state.connection.uri, kind, self.main_file())
+        if key in self._checked:
+            return self._checked[key]
+        if self._check_task is None or self._check_task.done():
+            self._check_task = asyncio.ensure_future(self._run_check(key, check))
+        return "Checking the file…"
+
+    async def _run_check(self, key: tuple[str, str, str],
+                         check: Callable[[str], Awaitable[str]]) -> None:
+        try:
+            problem = await check(key[2])
+        except Exception as exc:  # noqa: BLE001 - a failed check is its sentence
+            problem = str(exc) or type(exc).__name__
+        self._checked[key] = problem
+        wizard = self.wizard()
+        now = (self.state.connection.uri, self.kind(), self.main_file())
+        if wizard is None or wizard.currentPage() is not self or now != key:
+            return
+        if problem:
+            show_message(self.error, problem)
+        else:
+            wizard.next()
 
 
 # --- 2: memory and CPUs ----------------------------------------------------------------------
@@ -306,6 +381,14 @@ class ResourcesPage(QWizardPage):
 
     def _memory_changed(self, mib: int) -> None:
         show_message(self.caution, self.state.limits.memory_caution(mib))
+
+    def validatePage(self) -> bool:
+        """The built-in VMM runs here and now: its memory must be free on this computer."""
+        if not is_builtin(self.state.connection.uri):
+            return True
+        problem = free_memory_problem(self.memory.value())
+        show_message(self.caution, problem)
+        return not problem
 
 
 # --- 3: storage ------------------------------------------------------------------------------
@@ -371,6 +454,8 @@ class StoragePage(QWizardPage):
             self.existing.setText("Choose “Import an existing disk image” on the first page.")
             if self.existing_radio.isChecked():
                 self.new_radio.setChecked(True)
+            if self.source.kind() == SOURCE_DEMO and not self.path.text():
+                self.none_radio.setChecked(True)  # the demo needs no disk
         self.path.set_browsable(self.state.local, REMOTE_FILES)
         self.path.setPlaceholderText(f"automatic: {self.auto_path('<VM name>')}")
         self._sync()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import platformdirs
 import psutil
 
 from vmgui.backends.base import Backend, BackendError, is_builtin
@@ -49,7 +50,10 @@ def is_local(uri: str) -> bool:
 
 
 def default_disk_folder(uri: str, home: Path | None = None) -> str:
-    """Where libvirt's default storage pool keeps images for this kind of connection."""
+    """Where libvirt's default storage pool keeps images for this kind of connection (built-in
+    VMs: vmgui's own data directory)."""
+    if is_builtin(uri):
+        return str(Path(platformdirs.user_data_dir("vmgui")) / "images")
     path = urlsplit(uri).path.rstrip("/")
     if path.endswith("/system") or not is_local(uri):
         return SYSTEM_IMAGES

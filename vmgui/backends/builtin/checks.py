@@ -13,6 +13,7 @@ import psutil
 from vmgui.backends.base import BackendError
 from vmgui.backends.builtin.definitions import Definition
 from vmgui.backends.builtin.launcher import disk_users
+from vmgui.host.memory import free_memory_problem
 from vmgui.model.host import HostResources
 
 MIN_MEMORY_MIB = 2  # the VMM's own lower bound (vmgui.vmm.config.MIN_MEMORY)
@@ -37,20 +38,10 @@ def name_problem(name: str, taken: set[str]) -> str:
     return ""
 
 
-def free_memory_mib() -> int:
-    return int(psutil.virtual_memory().available // (1024 * 1024))
-
-
 def memory_problem(mib: int, free_mib: int | None = None) -> str:
     if not MIN_MEMORY_MIB <= mib <= MAX_MEMORY_MIB:
         return f"Memory must be between {MIN_MEMORY_MIB} MiB and {MAX_MEMORY_MIB:,} MiB."
-    free = free_memory_mib() if free_mib is None else free_mib
-    if mib > free:
-        return (
-            f"{mib:,} MiB is more memory than this computer has free ({free:,} MiB); "
-            "choose less or close other programs."
-        )
-    return ""
+    return free_memory_problem(mib, free_mib)
 
 
 def host_resources() -> HostResources:

@@ -99,7 +99,7 @@ def name_problem(name: str, check: NameCheck, taken: Iterable[str]) -> str:
     return ""
 
 
-_VERSIONED_SUFFIX = re.compile(r"\.(iso|img|qcow2|raw|vmdk|vdi|xz|gz|bz2|zst)$", re.IGNORECASE)
+_VERSIONED_SUFFIX = re.compile(r"\.(iso|img|qcow2|raw|vmdk|vdi|elf|xz|gz|bz2|zst)$", re.IGNORECASE)
 
 
 def name_from_file(path: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,7 @@ def test_two_vms_on_one_disk_second_is_not_started(
     asyncio.run(scenario())
 
 
-def test_running_vm_cannot_be_deleted_or_edited(
+def test_running_vm_cannot_be_deleted_and_settings_apply_at_next_start(
     builtin_env: BuiltinEnv, build_guest: Build
 ) -> None:
     need_kvm()
@@ -137,17 +138,21 @@ def test_running_vm_cannot_be_deleted_or_edited(
             await wait_state(backend, info.vm_id, VmState.RUNNING)
             with pytest.raises(BackendError, match="force it off before deleting"):
                 await backend.delete(info.vm_id)
-            with pytest.raises(BackendError, match="shut it down before changing"):
-                await backend.update(info.vm_id, guest_config("busy", kernel))
             with pytest.raises(BackendError, match="already running"):
                 await backend.start(info.vm_id)
+            running = await backend.get_settings(info.vm_id)
+            assert (await backend.apply_settings(info.vm_id, running)).restart_needed
             await backend.force_off(info.vm_id)
             await wait_state(backend, info.vm_id, VmState.SHUTOFF)
-            edited = await backend.update(
-                info.vm_id, VmConfig(name="renamed", memory_mib=48, kernel=str(kernel),
-                                     network="none")
-            )
-            assert (edited.name, edited.memory_kib) == ("renamed", 48 * 1024)
+            settings = await backend.get_settings(info.vm_id)
+            assert settings.kernel == str(kernel) and settings.domain_types == ("kvm",)
+            done = await backend.apply_settings(info.vm_id, replace(settings, memory_mib=48))
+            assert not done.restart_needed
+            (edited,) = await backend.list_vms()
+            assert edited.memory_kib == 48 * 1024
+            with pytest.raises(BackendError, match="not a bzImage or PVH ELF"):
+                await backend.apply_settings(info.vm_id, replace(settings, kernel=__file__))
+            assert (await backend.get_settings(info.vm_id)).memory_mib == 48  # nothing changed
         finally:
             await backend.close()
 

@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from vmgui.model import ConnectionState, ConnectionStatus, VmConfig, VmInfo, VmS
 from vmgui.model.console import ByteStream, ConsoleEndpoints, SharedFramebufferEndpoint
 from vmgui.model.host import HostResources
 from vmgui.model.storage import StorageItem
+from vmgui.model.vm_settings import ApplyResult, CdromDrive, VmSettings
 
 log = logging.getLogger(__name__)
 
@@ -351,16 +352,38 @@ class BuiltinBackend:
         await self._save(d, config)
         return self._info(d)
 
-    async def update(self, vm_id: str, config: VmConfig) -> VmInfo:
-        """Replace a stopped VM's settings (name, memory, CPUs, boot source, disks, network)."""
+    async def get_settings(self, vm_id: str) -> VmSettings:
+        d = self._definition(vm_id)
+        return VmSettings(
+            memory_mib=d.memory_mib,
+            vcpus=d.vcpus,
+            boot_order=() if d.kernel else (("cdrom", "hd") if d.iso else ("hd",)),
+            cdroms=() if d.kernel else (CdromDrive("cdrom", d.iso),),
+            domain_type="kvm",
+            kernel=d.kernel,
+            initrd=d.initrd,
+            cmdline=d.cmdline,
+            domain_types=("kvm",),
+        )
+
+    async def apply_settings(self, vm_id: str, settings: VmSettings) -> ApplyResult:
+        """Saved in the definition; a running VM gets them at its next start."""
         old = self._definition(vm_id)
-        if self._state.get(vm_id, VmState.SHUTOFF).is_active or vm_id in self._busy:
-            raise BackendError(f"“{old.name}” is running: shut it down before changing it.")
-        new = Definition.from_config(config, vm_id)
-        new.created_disks = [p for p in old.created_disks if any(x.path == p for x in new.disks)]
-        new.created_disks += [x.path for x in config.disks if x.size_bytes > 0]
-        await self._save(new, config, replacing=old)
-        return self._info(new)
+        if settings.autostart:
+            raise BackendError("Built-in VMs cannot start with the host yet.")
+        new = replace(
+            old,
+            memory_mib=settings.memory_mib,
+            vcpus=settings.vcpus,
+            kernel=settings.kernel if old.kernel else "",
+            initrd=settings.initrd if old.kernel else "",
+            cmdline=settings.cmdline if old.kernel else "",
+            iso=settings.cdroms[0].media if settings.cdroms and not old.kernel else old.iso,
+        )
+        if new.kernel == "" and old.kernel:
+            raise BackendError("A VM that boots a Linux kernel needs its kernel file.")
+        await self._save(new, VmConfig(name=new.name))
+        return ApplyResult(restart_needed=self._state.get(vm_id, VmState.SHUTOFF).is_active)
 
     async def _save(self, d: Definition, config: VmConfig,
                     replacing: Definition | None = None) -> None:

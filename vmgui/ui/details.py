@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from vmgui.model import VmInfo
 from vmgui.ui.connections import ConnectionManager, readable
+from vmgui.ui.exits_graph import ExitsGraph
 from vmgui.ui.formatting import format_bytes, format_kib, format_percent, format_rate
 from vmgui.ui.graphs import GraphWidget, Series
 from vmgui.ui.vm_model import VmKey, VmTableModel
@@ -124,6 +125,8 @@ class DetailsView(QTabWidget):
         grid.addWidget(self.memory_graph, 0, 1)
         grid.addWidget(self.disk_graph, 1, 0)
         grid.addWidget(self.net_graph, 1, 1)
+        self.exits_graph = ExitsGraph()  # built-in VMs only
+        grid.addWidget(self.exits_graph, 2, 0, 1, 2)
         self.addTab(perf, "Performance")
 
         model.dataChanged.connect(self._on_data_changed)
@@ -220,6 +223,7 @@ class DetailsView(QTabWidget):
             Series("rx", [r.net_rx_bps for r in h]),
             Series("tx", [r.net_tx_bps for r in h]),
         ])
+        self.exits_graph.show_history(h)
 
     def closeEvent(self, event: Any) -> None:
         if self._xml_task is not None:

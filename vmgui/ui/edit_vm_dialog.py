@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +41,13 @@ from vmgui.model.vm_settings import (
 from vmgui.ui.connections import readable
 from vmgui.ui.dialogs import run_dialog
 from vmgui.ui.new_vm_pages import TYPE_LABELS
-from vmgui.ui.new_vm_widgets import HINT_COLOUR, PathField, message_label, show_message
+from vmgui.ui.new_vm_widgets import (
+    HINT_COLOUR,
+    ExplainingSpinBox,
+    PathField,
+    message_label,
+    show_message,
+)
 
 MIN_MEMORY_MIB = 16
 MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB: libvirt and the host judge the real limit
@@ -90,12 +95,12 @@ class EditVmDialog(QDialog):
         self._task: asyncio.Task[None] | None = None
         self.result_of_apply: ApplyResult | None = None
 
-        self.memory = QSpinBox()
+        self.memory = ExplainingSpinBox()
         self.memory.setRange(MIN_MEMORY_MIB, MAX_MEMORY_MIB)
         self.memory.setSingleStep(128)
         self.memory.setSuffix(" MiB")
         self.memory.setValue(settings.memory_mib)
-        self.vcpus = QSpinBox()
+        self.vcpus = ExplainingSpinBox()
         self.vcpus.setRange(1, MAX_VCPUS)
         self.vcpus.setValue(settings.vcpus)
         self.domain_type = QComboBox()
@@ -135,6 +140,8 @@ class EditVmDialog(QDialog):
             "(CD media change at once)." if running else "",
         )
         self.error = message_label(name="editError")
+        for spin in (self.memory, self.vcpus):
+            spin.problemChanged.connect(lambda text: show_message(self.error, text))
         layout.addWidget(self.note)
         layout.addWidget(self.error)
         self.buttons = QDialogButtonBox(

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QRadioButton,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
     QWizardPage,
@@ -38,6 +37,7 @@ from vmgui.model.host import DomainCapabilities, HostStatus
 from vmgui.ui import new_vm_rules as rules
 from vmgui.ui.new_vm_widgets import (
     HINT_COLOUR,
+    ExplainingSpinBox,
     PathField,
     WarningBanner,
     message_label,
@@ -129,9 +129,9 @@ def _hint(text: str = "") -> QLabel:
     return label
 
 
-def _spin(low: int, high: int, value: int, suffix: str = "", step: int = 1) -> QSpinBox:
-    """A number field as wide as its numbers, not the page."""
-    spin = QSpinBox()
+def _spin(low: int, high: int, value: int, suffix: str = "", step: int = 1) -> ExplainingSpinBox:
+    """A number field as wide as its numbers, not the page, that says why input was refused."""
+    spin = ExplainingSpinBox()
     spin.setRange(low, high)
     spin.setValue(value)
     spin.setSingleStep(step)
@@ -345,11 +345,15 @@ class ResourcesPage(QWizardPage):
         self.vcpus = _spin(1, limits.cpus, 1)
         self.host_hint = _hint()
         self.caution = message_label("#b06000", name="memoryCaution")
+        self.input_problem = message_label(name="resourcesInputProblem")
+        for spin in (self.memory, self.vcpus):
+            spin.problemChanged.connect(lambda text: show_message(self.input_problem, text))
         form = QFormLayout()
         form.addRow("Memory:", self.memory)
         form.addRow("Virtual CPUs:", self.vcpus)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.input_problem)
         layout.addWidget(self.host_hint)
         layout.addWidget(self.caution)
         layout.addStretch(1)
@@ -412,6 +416,7 @@ class StoragePage(QWizardPage):
         self.path = PathField("Create the disk image as", DISK_FILTER, save=True)
         self.existing = _hint()
         self.error = message_label(name="storageError")
+        self.disk_size.problemChanged.connect(lambda text: show_message(self.error, text))
         new_form = QWidget()
         form = QFormLayout(new_form)
         form.setContentsMargins(0, 0, 0, 0)

@@ -1,8 +1,9 @@
-"""Small widgets the new-VM wizard's pages share: a path field, message labels, a banner."""
+"""Small widgets the wizard and the Edit dialog share: path and number fields, messages, a banner."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QStyle,
     QWidget,
 )
@@ -120,3 +122,51 @@ class WarningBanner(QFrame):
     def set_text(self, text: str) -> None:
         self.label.setText(text)
         self.setVisible(bool(text))
+
+
+class ExplainingSpinBox(QSpinBox):
+    """A QSpinBox that says why typed input was refused instead of silently keeping the old value.
+
+    Qt drops a keystroke that makes the number too large and reverts a too-small number when
+    editing ends, without a word. This emits `problemChanged` with the sentence (or "" once the
+    user types again); the owner shows it next to the field.
+    """
+
+    problemChanged = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._reverted = ""
+        line = self.lineEdit()
+        assert line is not None
+        line.textEdited.connect(lambda _t: self.problemChanged.emit(""))
+        self.editingFinished.connect(self._editing_finished)
+
+    def _typed(self, text: str) -> str:
+        return text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+
+    def _range(self) -> str:
+        unit = self.suffix()
+        return f"{self.minimum():,}{unit} to {self.maximum():,}{unit}"
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        result = super().validate(text, pos)
+        if result[0] == QValidator.State.Invalid and self._typed(text):
+            self.problemChanged.emit(
+                f"{self._typed(text)} is out of range: enter {self._range()}."
+            )
+        return result
+
+    def fixup(self, text: str) -> str:
+        typed = self._typed(text)
+        if typed:
+            self._reverted = (
+                f"{typed} is out of range ({self._range()}); "
+                f"kept {self.value():,}{self.suffix()}."
+            )
+        return str(super().fixup(text) or text)
+
+    def _editing_finished(self) -> None:
+        if self._reverted:
+            self.problemChanged.emit(self._reverted)
+            self._reverted = ""

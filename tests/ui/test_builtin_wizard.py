@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractButton, QCheckBox, QRadioButton, QWizard
 from pytestqt.qtbot import QtBot
 
 from tests.fixtures.builtin import BuiltinEnv
-from tests.support import need_kvm
+from tests.support import need_kvm, need_tool
 from tests.ui.conftest import run_until
 from vmgui.backends.builtin import BuiltinBackend
 from vmgui.model import DiskConfig, VmConfig, VmState
@@ -150,3 +150,23 @@ def test_memory_beyond_free_memory_is_refused(
     wizard.resources.memory.setValue(64)
     click(qtbot, wizard.button(NEXT))
     assert wizard.currentPage() is wizard.storage
+
+
+def test_demo_builds_its_grub_iso_and_defines_the_vm(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, backend: BuiltinBackend,
+    builtin_env: BuiltinEnv
+) -> None:
+    need_tool("grub-mkrescue")
+    wizard = open_wizard(qtbot, qt_loop, backend)
+    click(qtbot, wizard.source.demo_radio)
+    for _ in range(3):
+        next_page(qtbot, qt_loop, wizard)
+    assert wizard.storage.kind() == "none" and wizard.naming.vm_name() == "grub-demo"
+    next_page(qtbot, qt_loop, wizard)
+    assert "Demo: a GRUB boot menu" in wizard.summary.summary_text()
+    click(qtbot, wizard.button(FINISH))
+    run_until(qt_loop, lambda: not wizard.isVisible(), what="the wizard to finish")
+    assert wizard.created is not None
+    settings = qt_loop.run_until_complete(backend.get_settings(wizard.created.vm_id))
+    iso = Path(settings.cdroms[0].media)
+    assert iso.is_file() and iso.is_relative_to(builtin_env.data.parent / "cache")

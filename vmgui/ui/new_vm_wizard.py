@@ -43,6 +43,7 @@ from vmgui.ui.new_vm_pages import (
     DISK_EXISTING,
     DISK_NEW,
     NETWORKS,
+    SOURCE_DEMO,
     SOURCE_IMPORT,
     SOURCE_ISO,
     SOURCE_KERNEL,
@@ -231,6 +232,8 @@ class NewVmWizard(QWizard):
             source = f"ISO image {c.iso} (booted once; later starts boot the disk)"
         elif kind == SOURCE_KERNEL:
             source = f"Linux kernel {c.kernel}" + (f" with initrd {c.initrd}" if c.initrd else "")
+        elif kind == SOURCE_DEMO:
+            source = "Demo: a GRUB boot menu (an ISO image built on this computer)"
         else:
             source = f"Existing disk image {self.source.image.text()}"
         if not c.disks:
@@ -282,6 +285,8 @@ class NewVmWizard(QWizard):
     async def _create(self, config: VmConfig) -> None:
         conn = self.state.connection
         try:
+            if self.source.kind() == SOURCE_DEMO:
+                config.iso = await self._demo_iso()
             await self._make_disk_folder(config)
             self._define = asyncio.ensure_future(conn.backend.define(config))
             info = await asyncio.shield(self._define)
@@ -306,6 +311,16 @@ class NewVmWizard(QWizard):
         self._finished_ok = True
         self._set_busy("")
         self.accept()
+
+    async def _demo_iso(self) -> str:
+        """Build (or reuse) the Demo's ISO; Cancel stops the build (the await is cancelled)."""
+        build = getattr(self.state.connection.backend, "demo_iso", None)
+        if not callable(build):
+            raise BackendError("This connection has no demo.")
+        self._set_busy("Building the demo ISO with grub-mkrescue…")
+        iso = str(await build())
+        self._set_busy("Creating the VM…")
+        return iso
 
     async def _make_disk_folder(self, config: VmConfig) -> None:
         """The default images folder may not exist yet on a fresh machine: make it."""

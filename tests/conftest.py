@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.libvirtd",
     "tests.fixtures.guests",
     "tests.fixtures.builtin",
+    "tests.fixtures.console",
 ]
 
 

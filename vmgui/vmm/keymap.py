@@ -108,7 +108,8 @@ def qnum(set1: int) -> int:
 
 
 def _build_qnum_map() -> dict[int, str]:
-    preferred = {0x37: "kp_multiply", 0x54: "print"}
+    # 0xB7 (E0 37) is the number QEMU and the consoles give Print Screen; 0x54 is SysRq.
+    preferred = {0x37: "kp_multiply", 0x54: "print", 0xB7: "print"}
     table: dict[int, str] = {}
     for name, (set1, _) in SCANCODES.items():
         table.setdefault(qnum(set1), name)

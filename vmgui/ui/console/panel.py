@@ -1,0 +1,253 @@
+"""ConsolePanel: a VM's graphical console and serial terminal as tabs, with the console's tools.
+
+It lives in the details view or, detached, in its own ConsoleWindow. It opens everything through
+the Backend protocol (`open_console`, `open_serial`) and `vmgui.console.open_source`, so the same
+panel serves the built-in VMM's shared framebuffer and libvirt's VNC consoles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QStackedWidget,
+    QTabWidget,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vmgui.backends.base import Backend, BackendError
+from vmgui.console import ConsoleError, open_source
+from vmgui.console.source import FramebufferSource
+from vmgui.console.terminal import TerminalSession
+from vmgui.ui.console.terminal_view import SerialTerminalView
+from vmgui.ui.console.view import ConsoleView, Scale
+
+log = logging.getLogger(__name__)
+
+#: The Send Key menu: label -> keys pressed in order and released in reverse.
+SEND_KEYS: list[tuple[str, list[str]]] = [
+    ("Ctrl+Alt+Del", ["ctrl", "alt", "delete"]),
+    ("Ctrl+Alt+Backspace", ["ctrl", "alt", "backspace"]),
+    *[(f"Ctrl+Alt+F{n}", ["ctrl", "alt", f"f{n}"]) for n in range(1, 13)],
+    ("PrintScreen", ["print"]),
+]
+GRAPHICS_TAB, SERIAL_TAB = 0, 1
+
+
+class ConsolePanel(QWidget):
+    """Graphics + serial tabs for one VM; `open()` connects, `close_console()` ends both."""
+
+    detachRequested = Signal()
+    fullScreenRequested = Signal(bool)
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.source: FramebufferSource | None = None
+        self.session: TerminalSession | None = None
+        self.view = ConsoleView()
+        self.terminal = SerialTerminalView()
+        self._placeholder = QLabel("No graphical console.")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setWordWrap(True)
+        self._graphics = QStackedWidget()
+        self._graphics.addWidget(self._placeholder)
+        self._graphics.addWidget(self.view)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._graphics, "Display")
+        self.tabs.addTab(self.terminal, "Serial")
+        self.status = QLabel(self.view.hint())
+        self.status.setObjectName("consoleStatus")
+        self.toolbar = self._make_toolbar()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.status)
+        self.view.captureChanged.connect(lambda _on: self.status.setText(self.view.hint()))
+        self.view.message.connect(self.status.setText)
+        self.terminal.ended.connect(self._serial_ended)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self._tab_changed(self.tabs.currentIndex())
+
+    # ---- tools ------------------------------------------------------------------------------
+
+    def _make_toolbar(self) -> QToolBar:
+        bar = QToolBar("Console")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        scale = QActionGroup(self)
+        self.fit_action = QAction("Fit", scale, checkable=True, checked=True)
+        self.fit_action.setToolTip("Scale the guest's screen to the window, aspect kept")
+        self.one_to_one_action = QAction("1:1", scale, checkable=True)
+        self.one_to_one_action.setToolTip("One guest pixel per screen pixel")
+        self.fit_action.triggered.connect(lambda: self.view.set_scale(Scale.FIT))
+        self.one_to_one_action.triggered.connect(lambda: self.view.set_scale(Scale.ONE_TO_ONE))
+        bar.addActions([self.fit_action, self.one_to_one_action])
+        self.full_screen_action = QAction("Full screen", self, checkable=True)
+        self.full_screen_action.setShortcut(QKeySequence("F11"))
+        self.full_screen_action.toggled.connect(self.fullScreenRequested)
+        bar.addAction(self.full_screen_action)
+        self.resize_action = QAction("Resize guest to window", self, checkable=True, enabled=False)
+        self.resize_action.toggled.connect(self.view.set_resize_guest)
+        bar.addAction(self.resize_action)
+        bar.addSeparator()
+        menu = QMenu("Send key", self)
+        for label, keys in SEND_KEYS:
+            menu.addAction(label, functools.partial(self.view.send_keys, keys))
+        self.send_key_button = QToolButton()
+        self.send_key_button.setText("Send key")
+        self.send_key_button.setMenu(menu)
+        self.send_key_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.send_key_menu = menu
+        bar.addWidget(self.send_key_button)
+        self.screenshot_action = QAction("Screenshot…", self)
+        self.screenshot_action.triggered.connect(self._ask_screenshot)
+        bar.addAction(self.screenshot_action)
+        bar.addSeparator()
+        self.detach_action = QAction("Detach", self)
+        self.detach_action.setToolTip("Show the console in its own window")
+        self.detach_action.triggered.connect(self.detachRequested)
+        bar.addAction(self.detach_action)
+        return bar
+
+    def _tab_changed(self, index: int) -> None:
+        graphics = index == GRAPHICS_TAB and self.source is not None
+        for action in (self.fit_action, self.one_to_one_action, self.screenshot_action):
+            action.setEnabled(graphics)
+        self.send_key_button.setEnabled(graphics)
+        self.resize_action.setEnabled(graphics and bool(self.source and self.source.can_resize))
+        if index == SERIAL_TAB:
+            self.terminal.setFocus()
+
+    # ---- opening and closing ----------------------------------------------------------------
+
+    async def open(self, backend: Backend, vm_id: str) -> None:
+        """Connect the graphical console and the serial terminal; problems become sentences."""
+        try:
+            endpoints = await backend.open_console(vm_id)
+        except BackendError as e:
+            self._show_problem(str(e))
+            return
+        if endpoints.graphics is None:
+            self._show_problem(
+                endpoints.problem or "This virtual machine has no graphical console."
+            )
+        else:
+            try:
+                source = open_source(endpoints.graphics)
+                await source.start()
+            except ConsoleError as e:
+                log.info("console of %s: %s", vm_id, e, exc_info=True)
+                self._show_problem(str(e))
+            else:
+                self.show_source(source)
+        if endpoints.has_serial:
+            try:
+                stream = await backend.open_serial(vm_id)
+            except BackendError as e:
+                self.terminal.model.feed(f"{e}\r\n".encode())
+                self.terminal.model_changed()
+            else:
+                self.show_serial(TerminalSession(stream, self.terminal.model))
+        if self.source is None and endpoints.has_serial:
+            self.tabs.setCurrentIndex(SERIAL_TAB)
+
+    def show_source(self, source: FramebufferSource) -> None:
+        """Display an already started source (the panel closes it in close_console)."""
+        self.source = source
+        self.view.attach(source)
+        self.view.sourceClosed.connect(self._graphics_ended)
+        self._graphics.setCurrentWidget(self.view)
+        self.tabs.setCurrentIndex(GRAPHICS_TAB)
+        self._tab_changed(self.tabs.currentIndex())
+        self.status.setText(self.view.hint())
+
+    def show_serial(self, session: TerminalSession) -> None:
+        self.session = session
+        self.terminal.attach(session)
+        session.start()
+
+    def _show_problem(self, sentence: str) -> None:
+        self._placeholder.setText(sentence)
+        self._graphics.setCurrentWidget(self._placeholder)
+        self.status.setText(sentence)
+
+    def _graphics_ended(self, reason: str) -> None:
+        self.source = None
+        self._tab_changed(self.tabs.currentIndex())
+        self._show_problem(reason or "The console was closed.")
+
+    def _serial_ended(self, reason: str) -> None:
+        self.terminal.model.feed(f"\r\n[{reason}]\r\n".encode())
+        self.terminal.model_changed()
+
+    async def close_console(self) -> None:
+        source, self.source = self.source, None
+        session, self.session = self.session, None
+        if source is not None:
+            self.view.attach(None)  # drop the image before the pixels are unmapped
+            with contextlib.suppress(Exception):
+                await source.close()
+        if session is not None:
+            await session.close()
+
+    # ---- screenshots ------------------------------------------------------------------------
+
+    def _ask_screenshot(self) -> None:
+        image = self.view.screenshot()
+        if image is None:
+            return
+        name = f"{self.title or 'console'}.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", name, "PNG images (*.png)")
+        if path:
+            self.save_screenshot(path, image)
+
+    def save_screenshot(self, path: str, image: QImage | None = None) -> bool:
+        """Write the guest's screen (guest pixels, not the scaled view) as PNG."""
+        image = image or self.view.screenshot()
+        if image is None or not image.save(path, b"PNG"):
+            self.status.setText(f"Could not save the screenshot to {path}.")
+            return False
+        self.status.setText(f"Screenshot saved to {path}.")
+        return True
+
+
+class ConsoleWindow(QMainWindow):
+    """A detached console: the panel in its own window; closing the window closes the console."""
+
+    closed = Signal()
+
+    def __init__(self, panel: ConsolePanel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.panel = panel
+        self.setWindowTitle(f"{panel.title} – console" if panel.title else "Console")
+        self.setCentralWidget(panel)
+        panel.detach_action.setVisible(False)
+        panel.fullScreenRequested.connect(self._full_screen)
+
+    def _full_screen(self, on: bool) -> None:
+        if on:
+            self.showFullScreen()
+            self.panel.view.set_scale(Scale.FIT)
+            self.panel.fit_action.setChecked(True)
+        else:
+            self.showNormal()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        asyncio.ensure_future(self.panel.close_console())
+        self.closed.emit()
+        super().closeEvent(event)

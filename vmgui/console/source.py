@@ -62,15 +62,27 @@ class SourceExtras(Protocol):
 class FramebufferSource(Protocol):
     """Pixels plus input back to the guest; `start` connects, `close` is idempotent."""
 
-    width: int
-    height: int
-    stride: int
-    #: The pixels; valid until the next `resized` callback or `close`.
-    buffer: memoryview | None
-    #: True when the guest takes absolute pointer positions (tablet), False for none/relative.
-    absolute_pointer: bool
-    #: True when `request_size` can ask the guest to change resolution.
-    can_resize: bool
+    # Read-only for consumers: a source may keep them as attributes or compute them.
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def stride(self) -> int: ...
+
+    @property
+    def buffer(self) -> memoryview | None:
+        """The pixels; valid until the next `resized` callback or `close`."""
+
+    @property
+    def absolute_pointer(self) -> bool:
+        """True when the guest takes absolute pointer positions (tablet), False otherwise."""
+
+    @property
+    def can_resize(self) -> bool:
+        """True when `request_size` can ask the guest to change resolution."""
 
     def set_listener(self, listener: SourceListener | None) -> None: ...
 

@@ -190,3 +190,16 @@ def test_memory_cell_says_whose_figure_it_shows(model: VmTableModel) -> None:
     assert "host" in tip and "guest" in tip
     assert model.history((C1, "id-1"))[-1].memory_used_in_guest
     assert not model.history((C1, "id-2"))[-1].memory_used_in_guest
+
+
+def test_filter_matches_states_as_substrings(model: VmTableModel) -> None:
+    proxy = VmFilterProxy()
+    proxy.setSourceModel(model)
+    model.upsert([vm(1, VmState.SHUTOFF), vm(2, VmState.PAUSED), vm(3, VmState.RUNNING)])
+    names = lambda: sorted(proxy.index(r, 0).data() for r in range(proxy.rowCount()))  # noqa: E731
+    proxy.set_text("shut")
+    assert names() == ["vm0001"]
+    proxy.set_text("PAUS")
+    assert names() == ["vm0002"]
+    proxy.set_text("run")
+    assert names() == ["vm0003"]

@@ -70,6 +70,6 @@ class VmFilterProxy(QSortFilterProxyModel):
         # Matches the name, the virsh state word or the connection, like a search box should.
         return (
             self._text in vm.name.casefold()
-            or self._text == vm.state.value
+            or self._text in vm.state.value
             or self._text in vm.connection.casefold()
         )

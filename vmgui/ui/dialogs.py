@@ -56,7 +56,8 @@ class AddConnectionDialog(QDialog):
         self.uri_box.setCurrentText("")
         line = self.uri_box.lineEdit()
         assert line is not None
-        line.setPlaceholderText("qemu:///system")
+        line.setPlaceholderText("Type a libvirt URI, or pick one from the list")
+        self.uri_box.currentTextChanged.connect(self._clear_error)  # typed or picked
         self.uri_box.setMinimumWidth(360)
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #c62828")
@@ -82,6 +83,10 @@ class AddConnectionDialog(QDialog):
 
     def uri(self) -> str:
         return self.uri_box.currentText().strip()
+
+    def _clear_error(self, _text: str = "") -> None:
+        self.error_label.clear()
+        self.error_label.hide()
 
     def _check_and_accept(self) -> None:
         problem = uri_problem(self.uri(), self._existing)

@@ -109,3 +109,12 @@ def test_gui_closes_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_list_prints_no_empty_table_when_every_connection_failed(tmp_path: Path) -> None:
+    result = vmgui(["list", "--connect", "nonsense"], tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""  # no header over nothing
+    assert result.stderr.count("\n") == 1 and "nonsense" in result.stderr
+    as_json = vmgui(["list", "--connect", "nonsense", "--json"], tmp_path)
+    assert as_json.returncode == 1 and as_json.stdout == ""

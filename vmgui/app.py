@@ -90,7 +90,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not uris:
         print("vmgui: no connections; pass --connect URI (e.g. qemu:///system)", file=sys.stderr)
         return 2
-    rows, errors = asyncio.run(_list_all(list(dict.fromkeys(uris))))
+    unique = list(dict.fromkeys(uris))
+    rows, errors = asyncio.run(_list_all(unique))
+    if len(errors) == len(unique):  # every connection failed: their sentences, no empty table
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -235,6 +235,40 @@ def test_framebuffer_screendump_dirty_log_and_shared_memfd(start_vmm: Any, tmp_p
     assert vmm.exit_status() == 0
 
 
+def rows(rects: list[dict[str, int]]) -> set[int]:
+    return {y for r in rects for y in range(r["y"], r["y"] + r["height"])}
+
+
+def test_damage_events_are_pushed_only_when_the_guest_draws(start_vmm: Any) -> None:
+    vmm = start_vmm(
+        "fb_pattern", "--framebuffer", f"{FB_W}x{FB_H}", "--cmdline", f"fb={FB_W}x{FB_H}"
+    )
+    pokes = [(5, 10), (FB_W - 20, FB_H // 2)]
+
+    async def scenario() -> None:
+        client = await vmm.client()
+        await asyncio.to_thread(vmm.wait_for, f"drawn {FB_W}x{FB_H}")
+        with client.listener("X_VMGUI_DAMAGE") as damage:
+            await client.execute("x-vmgui-damage-subscribe")
+            first = await asyncio.wait_for(damage.get(), 10)
+            assert first["data"]["rects"] == [{"x": 0, "y": 0, "width": FB_W, "height": FB_H}]
+            with pytest.raises(TimeoutError):  # the guest is idle: nothing is sent
+                await asyncio.wait_for(damage.get(), 0.5)
+            await client.execute("send-key", {"keys": [{"type": "qcode", "data": "spc"}]})
+            await asyncio.to_thread(vmm.wait_for, "poked")
+            want = rows(bands_for_pixels(pokes))
+            got: set[int] = set()
+            while got != want:  # one event, or two if a poll fell between the guest's writes
+                ev = await asyncio.wait_for(damage.get(), 10)
+                got |= rows(ev["data"]["rects"])
+                assert got <= want, ev
+        await client.execute("quit")
+        await disconnect(client)
+
+    run(scenario())
+    assert vmm.exit_status() == 0
+
+
 # What `qemu-system-x86_64 -M microvm -device i8042` delivers to tests/guests/kbd_echo.c for the
 # same send-key commands (recorded from QEMU 7.2 here): our VMM must match it byte for byte.
 QEMU_REFERENCE = [

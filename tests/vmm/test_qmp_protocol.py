@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import json
 import mmap
 import os
@@ -20,9 +21,10 @@ from typing import Any
 import pytest
 from qemu.qmp import ExecuteError, QMPClient
 
+from vmgui.vmm.control import CpuInfo
 from vmgui.vmm.devices.framebuffer import Framebuffer, Rect
-from vmgui.vmm.qmp import MAX_QUEUED, CpuInfo, QmpServer
-from vmgui.vmm.qmp_wire import bind_unix_socket
+from vmgui.vmm.qmp import MAX_QUEUED, QmpServer
+from vmgui.vmm.unix_socket import bind_unix_socket
 
 
 class FakeMachine:
@@ -43,6 +45,9 @@ class FakeMachine:
     def pause(self) -> None:
         self.calls.append("pause")
         self.state = "paused"
+
+    def settled(self) -> bool:
+        return True
 
     def resume(self) -> None:
         self.calls.append("resume")
@@ -179,18 +184,38 @@ def test_malformed_input_gets_error_replies_and_server_survives(raw: RawClient) 
     assert reply["error"]["desc"] == "Parameter 'bogus' is unexpected" and reply["id"] == [1]
     raw.send(b'{"execute": "screendump", "arguments": {"filename": 5}}')
     assert "expected: string" in raw.recv()["error"]["desc"]
-    raw.send(b"[" * 2000 + b"]" * 2000)
-    assert "too deep" in raw.recv()["error"]["desc"]
     raw.send(b'{"execute": "query-version", "id": "}{\\"[]"}')  # brackets inside a string
     assert raw.recv()["id"] == '}{"[]'
-    raw.send(b'{"execute": "x", "id": "' + b"a" * (2 << 20))  # runaway: never terminated
-    assert "too long" in raw.recv()["error"]["desc"]
-    raw.send(b"\n")  # ends the rest of the runaway text, which is then reported as garbage
-    assert raw.recv()["error"]["class"] == "GenericError"
     raw.send(b'nonsense{"execute": "query-version", "id": 1}')  # garbage, then a good message
     assert raw.recv()["error"]["class"] == "GenericError"
     assert raw.recv()["id"] == 1
     assert raw.execute("query-status")["return"]["status"] == "running"
+
+
+def test_an_over_long_message_is_answered_then_the_client_is_closed(
+    raw: RawClient, server: QmpServer
+) -> None:
+    """The reader resynchronised inside a runaway text and read its tail as new requests:
+    a client's next messages were silently lost or misread. It must hang up instead."""
+    raw.recv()
+    raw.execute("qmp_capabilities")
+    with contextlib.suppress(BrokenPipeError):  # the server may hang up before we are done
+        raw.send(b'{"execute": "x", "id": "' + b"a" * (2 << 20))  # runaway: never terminated
+        raw.send(b'"}{"execute": "query-status"}')
+    assert "too long" in raw.recv()["error"]["desc"]
+    with pytest.raises((EOFError, ConnectionResetError)):  # no reply to the text after it
+        raw.recv()
+    deep = RawClient(server.path)
+    try:
+        deep.recv()
+        deep.execute("qmp_capabilities")
+        with contextlib.suppress(BrokenPipeError):
+            deep.send(b"[" * 2000 + b"]" * 2000 + b'{"execute": "query-status"}')
+        assert "too deep" in deep.recv()["error"]["desc"]
+        with pytest.raises((EOFError, ConnectionResetError)):
+            deep.recv()
+    finally:
+        deep.close()
 
 
 def test_socket_mode_stale_socket_and_refusals(tmp_path: Path, machine: FakeMachine) -> None:
@@ -466,3 +491,37 @@ def test_a_client_that_never_reads_is_hung_up_on(server: QmpServer) -> None:
         assert c.execute("qmp_capabilities") == {"return": {}}
     finally:
         c.close()
+
+
+def test_damage_is_pushed_to_subscribers_and_nothing_while_still(
+    server: QmpServer, machine: FakeMachine
+) -> None:
+    """A console polling x-vmgui-dirty costs CPU while the screen is still; subscribers get
+    X_VMGUI_DAMAGE only when pixels changed (the first event covers the whole screen)."""
+    sub, other = RawClient(server.path), RawClient(server.path)
+    try:
+        for c in (sub, other):
+            c.recv()
+            c.execute("qmp_capabilities")
+        assert sub.execute("x-vmgui-damage-subscribe") == {"return": {}}
+        first = sub.recv()
+        assert first["event"] == "X_VMGUI_DAMAGE"
+        assert first["data"] == {"rects": [{"x": 0, "y": 0, "width": 64, "height": 32}]}
+        sub.sock.settimeout(0.3)  # still screen: > 15 rounds at 60 Hz, and no event
+        with pytest.raises(TimeoutError):
+            sub.recv()
+        sub.sock.settimeout(10)
+        machine.fb.add_dirty_log(bytes([0b10]))  # what the dirty log reports for rows 16..31
+        ev = sub.recv()
+        assert ev["data"] == {"rects": [{"x": 0, "y": 16, "width": 64, "height": 16}]}
+        other.sock.settimeout(0.2)  # not subscribed: no events
+        with pytest.raises(TimeoutError):
+            other.recv()
+        assert sub.execute("x-vmgui-damage-subscribe", enable=False) == {"return": {}}
+        machine.fb.add_dirty_log(bytes([0b1]))
+        sub.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sub.recv()
+    finally:
+        sub.close()
+        other.close()

@@ -22,11 +22,11 @@ import pytest
 from tests.support import need_kvm
 from tests.vmm.test_qmp_protocol import FakeMachine, RawClient
 from tests.vmm.virtio.driver import DATA_BASE, Driver
-from vmgui.vmm.config import MachineConfig, SerialSink
+from vmgui.vmm.config import MachineConfig
 from vmgui.vmm.machine import Machine
 from vmgui.vmm.memory import GuestMemory
-from vmgui.vmm.qmp import MAX_INPUT_QUEUED, QmpServer
-from vmgui.vmm.qmp_commands import MAX_HOLD_MS
+from vmgui.vmm.qmp import QmpServer
+from vmgui.vmm.qmp_commands import MAX_HOLD_MS, MAX_INPUT_QUEUED
 from vmgui.vmm.vcpu import install_kick_handler
 from vmgui.vmm.virtio.mmio import VirtioMmioTransport
 from vmgui.vmm.virtio.net import VirtioNet, stable_mac
@@ -86,7 +86,7 @@ def test_qmp_keyboard_queue_is_bounded(server: QmpServer, machine: FakeMachine) 
                     reply = c.recv()
                 refused += "error" in reply
         assert refused > 0
-        assert server._input is not None and server._input.qsize() <= MAX_INPUT_QUEUED
+        assert server.keyboard is not None and server.keyboard.qsize() <= MAX_INPUT_QUEUED
     finally:
         c.close()
 
@@ -101,12 +101,12 @@ def test_queued_qmp_system_resets_rebuild_the_machine_once(
     need_kvm()
     install_kick_handler()
     cfg = MachineConfig(kernel=str(build_guest("ticker")), framebuffer=None,
-                        serial=SerialSink("none"))
+                        serial=())
     m = Machine(cfg)
     try:
-        m.board = m._new_board()
+        m._install(m._new_board())
         for _ in range(1000):
-            m.reset()  # what the QMP system_reset command calls
+            m.runtime.reset()  # what the QMP system_reset command calls
         before = m.board
         m._handle(*m._requests.popleft())
         assert m.board is not before
@@ -123,18 +123,18 @@ def test_system_resets_during_a_restart_do_not_crash_the_main_loop(
     need_kvm()
     install_kick_handler()
     cfg = MachineConfig(kernel=str(build_guest("ticker")), framebuffer=None,
-                        serial=SerialSink("none"))
+                        serial=())
     m = Machine(cfg)
     stop = threading.Event()
 
     def spam() -> None:  # a QMP client sending system_reset as fast as it can
         while not stop.is_set():
-            m.reset()
+            m.runtime.reset()
 
     spammer = threading.Thread(target=spam)
     interval = sys.getswitchinterval()
     try:
-        m.board = m._new_board()
+        m._install(m._new_board())
         sys.setswitchinterval(1e-6)  # make the race window wide enough to hit every time
         spammer.start()
         for _ in range(40):

@@ -3,7 +3,7 @@
 Every failure ends with exactly one line on stderr ("vmgui-vmm: <why>") and a non-zero status;
 guest poweroff, reset with --on-reboot stop and QMP quit exit 0. Device options register
 themselves through `add_run_options`-style helpers: a new device kind adds its arguments in one
-function and turns them into config fields in `config_from_args` (see the virtio placeholder).
+function and turns them into config fields in `config_from_args` (see add_device_options).
 """
 
 from __future__ import annotations
@@ -100,8 +100,19 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
 def add_console_options(p: argparse.ArgumentParser) -> None:
     w, h = DEFAULT_FRAMEBUFFER
     p.add_argument("--framebuffer", default=f"{w}x{h}", metavar="WxH|none")
-    p.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none")
+    p.add_argument(
+        "--serial",
+        action="append",
+        metavar="stdio|file:PATH|unix:PATH|none",
+        help="where COM1 goes; repeat to combine (default stdio). unix:PATH is a socket "
+        "(mode 0600) viewers attach to and leave; it replays recent output to a new viewer",
+    )
     p.add_argument("--qmp", metavar="PATH", help="QMP control socket (created with mode 0600)")
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="append the VMM's log (warnings, errors with tracebacks) to FILE (default stderr)",
+    )
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
@@ -119,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
         memory=parse_size(args.memory),
         cpus=args.cpus,
         framebuffer=parse_framebuffer(args.framebuffer),
-        serial=SerialSink.parse(args.serial),
+        serial=SerialSink.parse_all(args.serial),
         qmp=args.qmp,
         on_reboot=args.on_reboot,
     )
@@ -161,12 +172,43 @@ def start_early(argv: Sequence[str]) -> EarlyStart | None:
     return EarlyStart(memory)
 
 
+logging_configured = False
+log_file = ""
+
+
+def log_to_file(path: str) -> None:
+    """Send the VMM's logging to `path` (appended); VmmError with one line if it cannot."""
+    global logging_configured, log_file
+    import logging  # noqa: PLC0415 - only with --log: logging costs start-up time
+
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as e:
+        raise VmmError(f"--log {path}: {e.strerror or e}") from None
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging_configured, log_file = True, path
+    logging.getLogger(__name__).info("%s %d started: %s", PROG, os.getpid(), " ".join(sys.argv))
+
+
+def _log() -> Any:
+    import logging  # noqa: PLC0415
+
+    return logging.getLogger(__name__)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     early = None
     try:
         early = start_early(argv)
         args = build_parser().parse_args(argv)
+        if args.log:
+            log_to_file(args.log)
         cfg = config_from_args(args)
         if early is not None and early.memory != cfg.memory:
             early.close()  # the guess from argv was wrong (e.g. an abbreviated --mem)
@@ -176,8 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Machine(cfg, early).run()
     except VmmError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
+        if logging_configured:
+            _log().error("%s", e)
         return e.exit_status
     except KeyboardInterrupt:
+        return EXIT_ERROR
+    except Exception as e:  # a VMM bug: the traceback to the log, one line to the user
+        _log().exception("internal error")
+        where = f" (details in {log_file})" if log_file else ""
+        sys.stderr.write(f"{PROG}: internal error: {e}{where}\n")
         return EXIT_ERROR
     finally:
         if early is not None:

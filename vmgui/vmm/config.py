@@ -33,18 +33,32 @@ if TYPE_CHECKING:  # not at run time: importing typing costs the VMM's start-up 
 
 @record(frozen=True)
 class SerialSink:
-    """Where COM1 goes: "stdio" (and stdin feeds it), "file" (output appended to path), "none"."""
+    """One place COM1 goes (serial_console.py): "stdio" (stdin feeds it), "file" (output
+    appended to path), "unix" (a socket viewers attach to), "none"."""
 
-    kind: Literal["stdio", "file", "none"] = "stdio"
+    kind: Literal["stdio", "file", "unix", "none"] = "stdio"
     path: str = ""
 
     @classmethod
     def parse(cls, text: str) -> SerialSink:
         if text in ("stdio", "none"):
             return cls(text)  # type: ignore[arg-type]
-        if text.startswith("file:") and len(text) > 5:
-            return cls("file", text[5:])
-        raise VmmError(f"--serial {text!r}: expected stdio, none or file:PATH")
+        for kind in ("file", "unix"):
+            if text.startswith(f"{kind}:") and len(text) > len(kind) + 1:
+                return cls(kind, text[len(kind) + 1 :])  # type: ignore[arg-type]
+        raise VmmError(f"--serial {text!r}: expected stdio, none, file:PATH or unix:PATH")
+
+    @classmethod
+    def parse_all(cls, texts: list[str] | None) -> tuple[SerialSink, ...]:
+        """Every --serial given (default stdio); each kind at most once, "none" alone."""
+        sinks = tuple(cls.parse(t) for t in texts or ["stdio"])
+        kinds = [s.kind for s in sinks]
+        if "none" in kinds and len(sinks) > 1:
+            raise VmmError("--serial none cannot be combined with other --serial options")
+        for kind in kinds:
+            if kinds.count(kind) > 1:
+                raise VmmError(f"--serial {kind} given twice: each kind at most once")
+        return tuple(s for s in sinks if s.kind != "none")
 
 
 @record
@@ -55,7 +69,7 @@ class MachineConfig:
     memory: int = DEFAULT_MEMORY
     cpus: int = 1
     framebuffer: tuple[int, int] | None = DEFAULT_FRAMEBUFFER
-    serial: SerialSink = field(default_factory=SerialSink)
+    serial: tuple[SerialSink, ...] = (SerialSink(),)
     qmp: str | None = None
     on_reboot: OnReboot = "stop"
     #: virtio-mmio devices in slot order (layout.VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE).

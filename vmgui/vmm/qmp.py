@@ -7,10 +7,17 @@ gets `{"return": ...}` or `{"error": {"class", "desc"}}` with `id` echoed; async
 
 `x-vmgui-framebuffer` is ours: its JSON return travels with the framebuffer memfd attached to the
 first byte of the reply line as SCM_RIGHTS ancillary data (receive it with recvmsg).
+`x-vmgui-damage-subscribe` (ours) makes the server push `X_VMGUI_DAMAGE {"rects": [{x, y, width,
+height}, ...]}` events to that client: KVM's dirty log is read at DAMAGE_HZ while someone is
+subscribed, and an event goes out only when pixels changed, so a still screen costs a viewer
+nothing. The first event after subscribing covers the whole screen.
+
+Framing: a message too long (qmp_wire.MAX_MESSAGE) or too deeply nested gets an error reply and
+the connection is closed, since the rest of the stream can no longer be split reliably.
 
 Threading: the server runs on one asyncio loop (the caller's, via `start()`, or its own thread via
-`start_thread()`); VmControl methods are called on that loop's thread. `emit()` may be called from
-any thread (vCPU threads).
+`start_thread()`); VmControl methods are called on that loop's thread and never block it (see
+control.py). `emit()` may be called from any thread (vCPU threads).
 
 Events: the server emits the events of host commands itself after the VmControl call returned --
 STOP (`stop` while running), RESUME (`cont`), POWERDOWN (`system_powerdown`),
@@ -29,24 +36,31 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from vmgui.vmm.devices.framebuffer import Framebuffer, Rect
-from vmgui.vmm.keymap import KeyEncoder
-from vmgui.vmm.qmp_commands import COMMANDS, PACKAGE, QEMU_VERSION, no_extra
+from vmgui.vmm.qmp_commands import (
+    COMMANDS,
+    PACKAGE,
+    QEMU_VERSION,
+    CommandContext,
+    KeyboardQueue,
+    no_extra,
+)
 from vmgui.vmm.qmp_wire import (
+    FramingError,
     JsonSplitter,
     QmpError,
-    bind_unix_socket,
     encode,
     error_reply,
     send_with_fd,
     timestamp,
 )
+from vmgui.vmm.unix_socket import bind_unix_socket, inode_of, unlink_if_same
 
-__all__ = ["CpuInfo", "QmpError", "QmpServer", "VmControl", "bind_unix_socket"]
+if TYPE_CHECKING:
+    from vmgui.vmm.control import VmControl
+
+__all__ = ["QmpError", "QmpServer"]
 
 log = logging.getLogger(__name__)
 
@@ -57,67 +71,12 @@ MAX_QUEUED = 4096
 MAX_QUEUED_BYTES = 16 << 20
 #: Seconds before accepting again after accept() failed (e.g. out of fds).
 ACCEPT_RETRY = 0.1
-#: Key events waiting for the input loop; beyond this, keyboard commands are refused.
-MAX_INPUT_QUEUED = 4096
-#: QEMU RunState values we use.
-RUN_STATES = ("running", "paused", "shutdown", "internal-error", "prelaunch", "guest-panicked")
-
-
-@dataclass(frozen=True)
-class CpuInfo:
-    """One vCPU as query-cpus-fast reports it (thread_id: the host thread running it)."""
-
-    index: int
-    thread_id: int
-
-
-class VmControl(Protocol):
-    """What the QMP server needs from the machine (implemented in machine.py).
-
-    Methods raise `QmpError` (or ValueError/OSError, reported as GenericError) to refuse.
-    """
-
-    def status(self) -> str:
-        """Current QEMU RunState: one of RUN_STATES."""
-        ...
-
-    def pause(self) -> None:
-        """Stop all vCPUs (kick them out of KVM_RUN); return once they are stopped."""
-        ...
-
-    def resume(self) -> None: ...
-
-    def powerdown(self) -> None:
-        """Press the ACPI power button (GED event + SCI); the guest decides what to do."""
-        ...
-
-    def reset(self) -> None: ...
-
-    def quit(self) -> None:
-        """End the VMM; may return before the vCPUs have stopped."""
-        ...
-
-    def send_keys(self, scancodes: bytes) -> None:
-        """Feed one key event's PC set-2 bytes (make, or F0/E0 F0 break) to the i8042 keyboard
-        (I8042.key_event; it translates to set 1 itself)."""
-        ...
-
-    def screendump(self, path: str, fmt: str) -> None:
-        """Write the framebuffer to `path` as "ppm" or "png" (Framebuffer.screendump)."""
-        ...
-
-    def cpus(self) -> list[CpuInfo]: ...
-
-    def framebuffer(self) -> Framebuffer | None: ...
-
-    def dirty(self, consumer: Hashable) -> list[Rect]:
-        """Damage since `consumer` last asked: fetch KVM's dirty log into the Framebuffer, then
-        return Framebuffer.take_damage(consumer)."""
-        ...
-
-    def stats(self) -> dict[str, Any]:
-        """JSON-able counters: exits by reason per vCPU, I/O counts, unhandled I/O, uptime, RSS."""
-        ...
+#: How often KVM's dirty log is read while a client subscribed to damage (at most 60 Hz).
+DAMAGE_HZ = 60
+#: At shutdown, how long queued events (SHUTDOWN...) may take to reach slow clients.
+DRAIN_TIMEOUT = 0.25
+#: The damage event (x-vmgui-damage-subscribe).
+DAMAGE_EVENT = "X_VMGUI_DAMAGE"
 
 
 class Client:
@@ -128,8 +87,9 @@ class Client:
         self.number = number
         self.negotiated = False
         self.queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
-        self.queued_bytes = 0
+        self.queued_bytes = 0  # queued or being sent
         self.closed = False
+        self.damage = False  # subscribed to DAMAGE_EVENT
 
     def send(self, data: bytes, fd: int = -1) -> None:
         if self.closed:
@@ -149,6 +109,7 @@ class QmpServer:
     """Serves QMP on a Unix socket (mode 0600) to any number of clients."""
 
     def __init__(self, control: VmControl, path: str | os.PathLike[str]) -> None:
+        """`control` is all the commands see of the machine (control.VmControl)."""
         self.control = control
         self.path = os.fspath(path)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,8 +118,8 @@ class QmpServer:
         self._clients: set[Client] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_client = 0
-        self.keys = KeyEncoder()
-        self._input: asyncio.Queue[tuple[bytes, float]] | None = None
+        self.keyboard: KeyboardQueue | None = None
+        self._damage_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle
@@ -167,11 +128,10 @@ class QmpServer:
         """Bind the socket and accept clients on the running loop."""
         self._loop = asyncio.get_running_loop()
         self._listener = bind_unix_socket(self.path)
-        st = os.stat(self.path)
-        self._inode = (st.st_dev, st.st_ino)
-        self._input = asyncio.Queue()
+        self._inode = inode_of(self.path)
+        self.keyboard = KeyboardQueue()
         self._spawn(self._accept_loop())
-        self._spawn(self._input_loop())
+        self._spawn(self.keyboard.deliver(self.control))
 
     async def aclose(self) -> None:
         """Stop accepting, disconnect clients, remove our socket file (if it is still ours)."""
@@ -219,7 +179,7 @@ class QmpServer:
             self._thread = None
             raise failure[0]
 
-    def stop_thread(self, timeout: float = 5.0) -> None:
+    def stop_thread(self, timeout: float = 2 * DRAIN_TIMEOUT) -> None:
         """Flush queued events to clients, then stop the thread started by start_thread()."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
@@ -230,16 +190,13 @@ class QmpServer:
         self._thread = None
 
     async def _drain_and_stop(self, loop: asyncio.AbstractEventLoop) -> None:
-        deadline = loop.time() + 1.0
-        while any(not c.queue.empty() for c in self._clients) and loop.time() < deadline:
+        deadline = loop.time() + DRAIN_TIMEOUT
+        while any(c.queued_bytes for c in self._clients) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         loop.stop()
 
     def _unlink_if_ours(self) -> None:
-        with contextlib.suppress(OSError):
-            st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) == self._inode:
-                os.unlink(self.path)
+        unlink_if_same(self.path, self._inode)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -250,11 +207,7 @@ class QmpServer:
 
     def emit(self, event: str, data: dict[str, Any] | None = None) -> None:
         """Send an event to every negotiated client; callable from any thread."""
-        msg: dict[str, Any] = {"event": event}
-        if data is not None:
-            msg["data"] = data
-        msg["timestamp"] = timestamp()
-        encoded = encode(msg)
+        encoded = _event(event, data)
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -311,6 +264,8 @@ class QmpServer:
                     reply = await self._handle(client, item)
                     if reply is not None:
                         client.send(*reply)
+                    if isinstance(item, FramingError):
+                        return  # the stream is out of sync: answer, then hang up (finally)
         except (ConnectionError, OSError):
             pass
         finally:
@@ -333,12 +288,13 @@ class QmpServer:
                 if item is None:
                     return
                 data, fd = item
-                client.queued_bytes -= len(data)
+                size = len(data)
                 if fd >= 0:
                     sent = await send_with_fd(loop, client.sock, data, fd)
                     data = data[sent:]
                 if data:
                     await loop.sock_sendall(client.sock, data)
+                client.queued_bytes -= size
         except (ConnectionError, OSError):
             client.closed = True
 
@@ -400,33 +356,59 @@ class QmpServer:
         handler = COMMANDS.get(name)
         if handler is None:
             raise QmpError(f"The command {name} has not been found", "CommandNotFound")
-        result = handler(self, client, args)
+        ctx = CommandContext(
+            self.control,
+            client.number,
+            self.emit,
+            self.keyboard,  # type: ignore[arg-type]  # set by start() before any client
+            lambda on: self._subscribe_damage(client, on),
+        )
+        result = handler(ctx, args)
         if asyncio.iscoroutine(result):
             result = await result
         if isinstance(result, tuple):
             return result
         return result, -1
 
-    # ---- keyboard input, serialised so holds and releases keep their order
+    # ---- damage pushed to subscribers
 
-    def input_room(self) -> int:
-        """How many more key events `queue_key` may take now."""
-        assert self._input is not None
-        return MAX_INPUT_QUEUED - self._input.qsize()
+    def _subscribe_damage(self, client: Client, on: bool) -> None:
+        fb = self.control.framebuffer()
+        if on and not client.damage and fb is not None:
+            fb.damage.forget(client.number)  # so the first event covers the whole screen
+        client.damage = on
+        if on and self._damage_task is None:
+            self._damage_task = asyncio.ensure_future(self._damage_loop())
+            self._tasks.add(self._damage_task)
+            self._damage_task.add_done_callback(self._tasks.discard)
 
-    def queue_key(self, scancodes: bytes, delay_after: float = 0.0) -> None:
-        """One key event; the input loop delivers events in order, sleeping `delay_after`."""
-        assert self._input is not None
-        self._input.put_nowait((scancodes, delay_after))
+    async def _damage_loop(self) -> None:
+        """Read the dirty log at DAMAGE_HZ while anyone subscribed; send only real changes.
 
-    async def _input_loop(self) -> None:
-        assert self._input is not None
-        while True:
-            codes, delay = await self._input.get()
-            if codes:
-                try:
-                    self.control.send_keys(codes)
-                except Exception:  # a broken keyboard must not take the control socket down
-                    log.exception("send_keys failed")
-            if delay > 0:
-                await asyncio.sleep(delay)
+        A client that has not read its previous messages yet is skipped this round: its damage
+        accumulates in the Framebuffer's tracker and goes out as one event once it catches up.
+        """
+        try:
+            while True:
+                subscribed = [c for c in self._clients if c.damage and not c.closed]
+                if not subscribed:
+                    return
+                for client in subscribed:
+                    if client.queued_bytes:
+                        continue
+                    rects = self.control.dirty(client.number)
+                    if rects:
+                        client.send(_event(DAMAGE_EVENT, {"rects": [r.as_dict() for r in rects]}))
+                await asyncio.sleep(1 / DAMAGE_HZ)
+        except Exception:  # keep the control socket alive; a new subscription restarts this
+            log.exception("damage loop failed")
+        finally:
+            self._damage_task = None
+
+
+def _event(event: str, data: dict[str, Any] | None) -> bytes:
+    msg: dict[str, Any] = {"event": event}
+    if data is not None:
+        msg["data"] = data
+    msg["timestamp"] = timestamp()
+    return encode(msg)

@@ -1,22 +1,27 @@
 """QMP commands: argument checking and one handler per command, QEMU's names and semantics.
 
-A handler gets the server (for the VmControl, events and the keyboard queue), the calling client
-and the arguments; it returns the JSON result, or (result, fd) to pass an fd along with it, and
-refuses with QmpError. Commands that change run state emit their event after the VmControl call
-succeeded (see qmp.py for which events come from where).
+A handler gets a `CommandContext` -- the machine's narrow `VmControl`, the calling client's
+number, the event sink, the keyboard queue and the damage subscription switch; never the server
+-- and the arguments. It returns the JSON result, or (result, fd) to pass an fd along with it,
+and refuses with QmpError. Commands that change run state emit their event after the VmControl
+call succeeded (see qmp.py for which events come from where).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vmgui.vmm.keymap import KeymapError, qcode_for_number
+from vmgui.vmm.keymap import KeyEncoder, KeymapError, qcode_for_number
 from vmgui.vmm.qmp_wire import QmpError
 
 if TYPE_CHECKING:
-    from vmgui.vmm.qmp import Client, QmpServer
+    from vmgui.vmm.control import VmControl
+
+log = logging.getLogger(__name__)
 
 QEMU_VERSION = {"major": 8, "minor": 2, "micro": 0}
 PACKAGE = "vmgui-vmm"
@@ -24,8 +29,55 @@ PACKAGE = "vmgui-vmm"
 DEFAULT_HOLD_MS = 100
 MAX_HOLD_MS = 10_000
 MAX_KEYS = 16
+#: How long `stop` waits (without blocking the loop) for the vCPUs to park before it replies.
+STOP_SETTLE = 0.05
+STOP_SETTLE_POLL = 0.001
+#: Key events waiting for the input loop; beyond this, keyboard commands are refused.
+MAX_INPUT_QUEUED = 4096
 
-Handler = Callable[["QmpServer", "Client", dict[str, Any]], Any]
+
+class KeyboardQueue:
+    """Key events in order, delivered by `deliver()` with the holds QEMU's send-key implies."""
+
+    def __init__(self) -> None:
+        self.encoder = KeyEncoder()
+        self._queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+
+    def room(self) -> int:
+        """How many more key events `put` may take now."""
+        return MAX_INPUT_QUEUED - self._queue.qsize()
+
+    def put(self, scancodes: bytes, delay_after: float = 0.0) -> None:
+        self._queue.put_nowait((scancodes, delay_after))
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    async def deliver(self, control: VmControl) -> None:
+        """Run forever on the server's loop: one event at a time, sleeping `delay_after`."""
+        while True:
+            codes, delay = await self._queue.get()
+            if codes:
+                try:
+                    control.send_keys(codes)
+                except Exception:  # a broken keyboard must not take the control socket down
+                    log.exception("send_keys failed")
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Everything a command handler may use."""
+
+    control: VmControl
+    client: int  # the calling connection's number: its damage consumer key
+    emit: Callable[[str, dict[str, Any] | None], None]
+    keyboard: KeyboardQueue
+    subscribe_damage: Callable[[bool], None]
+
+
+Handler = Callable[[CommandContext, dict[str, Any]], Any]
 
 
 _TYPE_NAMES = {str: "string", bool: "boolean", int: "int", list: "array", dict: "object"}
@@ -67,67 +119,73 @@ def _key_qcode(key: Any, where: str) -> str:
     raise QmpError(f"Parameter '{where}.type' does not accept value '{kind}'")
 
 
-def _check_input_room(server: QmpServer, events: int) -> None:
+def _check_input_room(ctx: CommandContext, events: int) -> None:
     """Refuse a whole keyboard command the input queue cannot take (no half-pressed keys)."""
-    if events > server.input_room():
+    if events > ctx.keyboard.room():
         raise QmpError("Too many queued key events: wait for earlier keys to be delivered")
 
 
-def _cmd_query_status(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_query_status(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    status = server.control.status()
+    status = ctx.control.status()
     return {"running": status == "running", "singlestep": False, "status": status}
 
 
-def _cmd_stop(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+async def _cmd_stop(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    was = server.control.status()
+    was = ctx.control.status()
     if was == "running":
-        server.control.pause()
-        server.emit("STOP")
+        ctx.control.pause()
+        # Reply once every vCPU has parked, as QEMU does, but never wait long: a vCPU inside a
+        # stuck device call parks when the call returns, before it runs guest code again.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_SETTLE
+        while not ctx.control.settled() and loop.time() < deadline:
+            await asyncio.sleep(STOP_SETTLE_POLL)
+        ctx.emit("STOP", None)
     return {}
 
 
-def _cmd_cont(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_cont(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    status = server.control.status()
+    status = ctx.control.status()
     if status == "running":
         return {}
     if status in ("shutdown", "internal-error", "guest-panicked"):
         raise QmpError("Resetting the Virtual Machine is required")
-    server.control.resume()
-    server.emit("RESUME")
+    ctx.control.resume()
+    ctx.emit("RESUME", None)
     return {}
 
 
-def _cmd_system_powerdown(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_system_powerdown(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    server.control.powerdown()
-    server.emit("POWERDOWN")
+    ctx.control.powerdown()
+    ctx.emit("POWERDOWN", None)
     return {}
 
 
-def _cmd_system_reset(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_system_reset(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    server.control.reset()
-    server.emit("RESET", {"guest": False, "reason": "host-qmp-system-reset"})
+    ctx.control.reset()
+    ctx.emit("RESET", {"guest": False, "reason": "host-qmp-system-reset"})
     return {}
 
 
-def _cmd_quit(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_quit(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
     loop = asyncio.get_running_loop()
 
     def finish() -> None:
         # After the reply is queued, as QEMU: return first, then SHUTDOWN, then the process ends.
-        server.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
-        server.control.quit()
+        ctx.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
+        ctx.control.quit()
 
     loop.call_soon(finish)
     return {}
 
 
-def _cmd_send_key(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_send_key(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ("keys", "hold-time"))
     keys = arg(args, "keys", list)
     hold = arg(args, "hold-time", int, DEFAULT_HOLD_MS)
@@ -138,20 +196,20 @@ def _cmd_send_key(server: QmpServer, client: Client, args: dict[str, Any]) -> An
     if not 0 <= hold <= MAX_HOLD_MS:
         raise QmpError(f"Parameter 'hold-time' must be between 0 and {MAX_HOLD_MS} ms")
     qcodes = [_key_qcode(k, f"keys[{i}]") for i, k in enumerate(keys)]
-    _check_input_room(server, 2 * len(qcodes))
+    _check_input_room(ctx, 2 * len(qcodes))
     try:
-        presses = [server.keys.encode(q, True) for q in qcodes]
-        releases = [server.keys.encode(q, False) for q in reversed(qcodes)]
+        presses = [ctx.keyboard.encoder.encode(q, True) for q in qcodes]
+        releases = [ctx.keyboard.encoder.encode(q, False) for q in reversed(qcodes)]
     except KeymapError as e:
         raise QmpError(str(e)) from None
     for i, codes in enumerate(presses):
-        server.queue_key(codes, hold / 1000.0 if i == len(presses) - 1 else 0.0)
+        ctx.keyboard.put(codes, hold / 1000.0 if i == len(presses) - 1 else 0.0)
     for codes in releases:
-        server.queue_key(codes)
+        ctx.keyboard.put(codes)
     return {}
 
 
-def _cmd_input_send_event(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_input_send_event(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ("events", "device", "head"))
     events = arg(args, "events", list)
     arg(args, "device", str, None)
@@ -173,17 +231,17 @@ def _cmd_input_send_event(server: QmpServer, client: Client, args: dict[str, Any
         down = arg(data, "down", bool, prefix=f"{where}.data.")
         key = arg(data, "key", dict, prefix=f"{where}.data.")
         parsed.append((_key_qcode(key, f"{where}.data.key"), down))
-    _check_input_room(server, len(parsed))
+    _check_input_room(ctx, len(parsed))
     try:
-        events = [server.keys.encode(q, down) for q, down in parsed]
+        events = [ctx.keyboard.encoder.encode(q, down) for q, down in parsed]
     except KeymapError as e:
         raise QmpError(str(e)) from None
     for codes in events:
-        server.queue_key(codes)
+        ctx.keyboard.put(codes)
     return {}
 
 
-def _cmd_screendump(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_screendump(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ("filename", "device", "head", "format"))
     filename = arg(args, "filename", str)
     device = arg(args, "device", str, None)
@@ -195,16 +253,16 @@ def _cmd_screendump(server: QmpServer, client: Client, args: dict[str, Any]) -> 
         raise QmpError(f"Device '{device}' not found", "DeviceNotFound")
     if head not in (None, 0):
         raise QmpError(f"Head '{head}' not found for the framebuffer")
-    if server.control.framebuffer() is None:
+    if ctx.control.framebuffer() is None:
         raise QmpError("There is no console to take a screendump from")
     try:
-        server.control.screendump(filename, fmt)
+        ctx.control.screendump(filename, fmt)
     except OSError as e:
         raise QmpError(f"failed to write '{filename}': {e.strerror or e}") from None
     return {}
 
 
-def _cmd_query_cpus_fast(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_query_cpus_fast(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
     return [
         {
@@ -214,23 +272,23 @@ def _cmd_query_cpus_fast(server: QmpServer, client: Client, args: dict[str, Any]
             "props": {"core-id": 0, "thread-id": 0, "socket-id": cpu.index},
             "target": "x86_64",
         }
-        for cpu in server.control.cpus()
+        for cpu in ctx.control.cpus()
     ]
 
 
-def _cmd_query_version(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_query_version(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
     return {"qemu": QEMU_VERSION, "package": PACKAGE}
 
 
-def _cmd_query_commands(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_query_commands(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
     return [{"name": name} for name in ["qmp_capabilities", *COMMANDS]]
 
 
-def _cmd_framebuffer(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_framebuffer(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    fb = server.control.framebuffer()
+    fb = ctx.control.framebuffer()
     if fb is None:
         raise QmpError("This machine has no framebuffer", "DeviceNotFound")
     i = fb.info
@@ -245,16 +303,27 @@ def _cmd_framebuffer(server: QmpServer, client: Client, args: dict[str, Any]) ->
     return info, fb.fd
 
 
-def _cmd_dirty(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_dirty(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    if server.control.framebuffer() is None:
+    if ctx.control.framebuffer() is None:
         raise QmpError("This machine has no framebuffer", "DeviceNotFound")
-    return [r.as_dict() for r in server.control.dirty(client.number)]
+    return [r.as_dict() for r in ctx.control.dirty(ctx.client)]
 
 
-def _cmd_stats(server: QmpServer, client: Client, args: dict[str, Any]) -> Any:
+def _cmd_damage_subscribe(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """Push `X_VMGUI_DAMAGE` events to this client (see qmp.py): the first one covers the whole
+    screen, later ones only what changed; nothing is sent while the screen is still."""
+    no_extra(args, ("enable",))
+    enable = arg(args, "enable", bool, True)
+    if enable and ctx.control.framebuffer() is None:
+        raise QmpError("This machine has no framebuffer", "DeviceNotFound")
+    ctx.subscribe_damage(enable)
+    return {}
+
+
+def _cmd_stats(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
-    return server.control.stats()
+    return ctx.control.stats()
 
 
 COMMANDS: dict[str, Handler] = {
@@ -272,5 +341,6 @@ COMMANDS: dict[str, Handler] = {
     "query-commands": _cmd_query_commands,
     "x-vmgui-framebuffer": _cmd_framebuffer,
     "x-vmgui-dirty": _cmd_dirty,
+    "x-vmgui-damage-subscribe": _cmd_damage_subscribe,
     "x-vmgui-stats": _cmd_stats,
 }

@@ -1,5 +1,5 @@
 """QMP wire format: framing of requests, encoding of replies and events, the error type, and
-the control socket itself (mode 0600, atomic creation, fd passing). No command knowledge here.
+fd passing (the socket itself comes from unix_socket.py). No command knowledge here.
 
 Requests are JSON texts split by bracket depth like QEMU's streamer (no newline needed); every
 message we send is one JSON object followed by CRLF.
@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import array
 import asyncio
-import contextlib
-import errno
 import json
-import os
 import socket
-import stat
 import time
 from typing import Any
 
@@ -33,6 +29,11 @@ class QmpError(Exception):
         self.error_class = error_class
 
 
+class FramingError(QmpError):
+    """The byte stream cannot be split into messages any more (too long, too deep): the server
+    answers once and closes the connection, since where the next message starts is unknowable."""
+
+
 def timestamp() -> dict[str, int]:
     ns = time.time_ns()
     return {"seconds": ns // 1_000_000_000, "microseconds": ns // 1000 % 1_000_000}
@@ -49,8 +50,10 @@ def error_reply(e: QmpError) -> dict[str, Any]:
 class JsonSplitter:
     """Splits a byte stream into top-level JSON texts by bracket depth, like QEMU's streamer.
 
-    Yields each complete text as bytes; a text that breaks framing (too long, too deep, a stray
-    closing bracket) yields a QmpError instead and the stream resynchronises after it.
+    Yields each complete text as bytes; a stray closing bracket or garbage between texts yields a
+    QmpError and the stream goes on after it; a text too long or too deep yields a FramingError
+    (the caller closes the connection: resynchronising inside a runaway text would read its
+    payload as new requests).
     """
 
     def __init__(self) -> None:
@@ -103,19 +106,19 @@ class JsonSplitter:
         self._scanned = len(buf)
         if self._bad is not None and (self._depth <= 0 or len(buf) > MAX_MESSAGE):
             # A runaway text: drop what we have and start over at the next byte.
-            out.append(QmpError(self._bad))
+            out.append(FramingError(self._bad))
             self._reset()
         return out
 
     def _take(self, buf: bytearray, start: int, end: int) -> bytes | QmpError:
         text = bytes(buf[start:end])
-        bad = self._bad
-        if self._depth < 0:
-            bad = "JSON parse error, expecting value"
+        framing, stray = self._bad, self._depth < 0
         self._depth = 0
         self._bad = None
-        if bad is not None:
-            return QmpError(bad)
+        if framing is not None:
+            return FramingError(framing)
+        if stray:
+            return QmpError("JSON parse error, expecting value")
         return text
 
     def _reset(self) -> None:
@@ -151,62 +154,3 @@ async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         await ready
     finally:
         loop.remove_writer(sock.fileno())
-
-
-def _private_dir(directory: str) -> str:
-    """tempfile.mkdtemp(prefix=".qmp-", dir=directory) without importing tempfile (it pulls in
-    shutil and random: ~3 ms of a --qmp start-up)."""
-    for _ in range(100):
-        name = os.path.join(directory, f".qmp-{os.urandom(6).hex()}")
-        try:
-            os.mkdir(name, 0o700)
-        except FileExistsError:
-            continue
-        return name
-    raise FileExistsError(errno.EEXIST, "no free temporary directory name", directory)
-
-
-def bind_unix_socket(path: str) -> socket.socket:
-    """A listening Unix socket at `path`, mode 0600 from the moment it appears there.
-
-    Binds inside a private temporary directory, fixes the mode, then renames into place, so no
-    other user ever sees a wider mode and a stale socket (its VMM gone) is replaced atomically.
-    A socket someone still listens on, or any non-socket file, is left alone and refused.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise OSError(f"QMP socket directory {directory} does not exist")
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise OSError(f"QMP socket path {path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            pass  # stale: nobody listens; replaced below
-        else:
-            raise OSError(f"QMP socket {path} is in use by another running VMM")
-        finally:
-            probe.close()
-    private = _private_dir(directory)
-    tmp = os.path.join(private, "s")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.bind(tmp)
-        os.chmod(tmp, 0o600)
-        sock.listen(socket.SOMAXCONN)
-        sock.setblocking(False)
-        os.rename(tmp, path)
-    except BaseException:
-        sock.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            os.rmdir(private)
-    return sock

@@ -140,15 +140,17 @@ class VcpuThread:
             self._cond.notify_all()
         self._kick()
 
-    def join(self, timeout: float) -> bool:
-        """Wait for the thread to end, re-kicking it; True when it has ended."""
+    def join(self, timeout: float | None) -> bool:
+        """Wait for the thread to end (None: for as long as it takes), re-kicking it; True when
+        it has ended."""
         t = self.thread
         if t is None:
             return True
         waited = 0.0
-        while t.is_alive() and waited < timeout:
-            t.join(KICK_RETRY)
-            waited += KICK_RETRY
+        while t.is_alive() and (timeout is None or waited < timeout):
+            step = KICK_RETRY if timeout is None else min(KICK_RETRY, timeout - waited)
+            t.join(step)
+            waited += step
             if t.is_alive():
                 self.fd.immediate_exit = True
                 self._kick()
@@ -157,6 +159,12 @@ class VcpuThread:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def done(self) -> bool:
+        """The thread has ended (or never started)."""
+        t = self.thread
+        return self._done or t is None
 
     def exit_counts(self) -> dict[str, int]:
         return {kvm.exit_reason_name(r): n for r, n in enumerate(self.exits) if n}
@@ -168,6 +176,9 @@ class VcpuThread:
         try:
             self._loop()
         except Exception as e:  # a VMM bug must stop the VM with a message, not hang it
+            import logging  # noqa: PLC0415 - only this error path logs: faster boot
+
+            logging.getLogger(__name__).exception("vCPU %d: internal error", self.index)
             self.on_event(VcpuEvent("error", self.index, f"vCPU {self.index}: internal error: {e}"))
         finally:
             with self._cond:

@@ -72,7 +72,21 @@ class VirtioDevices:
     def transports(self) -> list[VirtioMmioTransport]:
         return [d.transport for d in self.devices]
 
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop every I/O thread; False when one is still stuck in a handler after `timeout`
+        seconds in all (then do not close: it still uses the device)."""
+        import time  # noqa: PLC0415
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return all(
+            [
+                d.io.stop(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+                for d in self.devices
+            ]
+        )
+
     def close(self) -> None:
+        """Release every device; call stop() first when a thread may be stuck."""
         for d in self.devices:
             d.io.stop()
             d.transport.close()

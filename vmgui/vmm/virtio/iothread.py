@@ -84,13 +84,23 @@ class IoThread:
             self._poll.unregister(fd)
             del self._handlers[fd]
 
-    def stop(self) -> None:
-        """Stop the thread and wait for it; the fds stay open (their owners close them)."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the thread; True once it has ended (its fds stay open: their owners close them).
+
+        A handler stuck in host I/O (a backend alive but not reading) keeps the thread alive:
+        with a timeout, stop() then returns False and may be called again later.
+        """
         self._stopping = True
-        os.eventfd_write(self._stop_fd, 1)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        if self._stop_fd >= 0:
+            os.eventfd_write(self._stop_fd, 1)
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+            if t.is_alive():
+                return False
         self._thread = None
-        with contextlib.suppress(OSError):
-            os.close(self._stop_fd)
+        if self._stop_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._stop_fd)
         self._stop_fd = -1
+        return True

@@ -49,7 +49,7 @@ class RuntimeFiles:
     serial: str
     pid: Path
     log: Path
-    #: Guest serial output while the VMM has no `--serial unix:` endpoint (read-only console).
+    #: Guest serial output as a file (the console itself when the VMM has no `--serial unix:`).
     serial_file: Path
 
     @classmethod
@@ -116,9 +116,10 @@ def vmm_argv(d: Definition, files: RuntimeFiles) -> list[str]:
         "--qmp", files.qmp,
         "--on-reboot", "restart",
         "--net", d.network if d.network in ("none", "passt") else "none",
-        "--serial",
-        f"unix:{files.serial}" if serial_supports_unix() else f"file:{files.serial_file}",
+        "--serial", f"file:{files.serial_file}",  # kept after the VM ends (capped by the VMM)
     ]
+    if serial_supports_unix():
+        argv += ["--serial", f"unix:{files.serial}"]
     if "--log" in options:
         argv += ["--log", str(files.log)]
     return argv

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmgui import __version__
 from vmgui.backends.base import Backend, BackendError, is_builtin
-from vmgui.settings import load_settings
+from vmgui.settings import Settings, load_settings, save_settings
 from vmgui.vm_cli import COMMANDS as VM_COMMANDS
 from vmgui.vm_cli import add_vm_commands, run_vm_command
 
@@ -179,10 +179,39 @@ class _QuitOnSignal:
             window.close()
 
 
+def discover_local_libvirt() -> str:
+    """This computer's libvirt URI for a first start, "" when none answers (blocking, short)."""
+    try:
+        from vmgui.backends.libvirt.discovery import local_libvirt_uri
+    except ImportError:  # libvirt-python is missing: nothing to connect to
+        return ""
+    return local_libvirt_uri()
+
+
+async def add_local_libvirt(
+    settings: Settings, discover: Callable[[], str] = discover_local_libvirt
+) -> None:
+    """First start: add this computer's libvirt so it connects without asking (as virt-manager
+    does). Done once: a connection the user removes later does not come back."""
+    if settings.local_libvirt_checked:
+        return
+    uri = await asyncio.get_running_loop().run_in_executor(None, discover)
+    settings.local_libvirt_checked = True
+    if uri and uri not in settings.connections:
+        settings.connections.append(uri)
+    try:
+        save_settings(settings)
+    except OSError as exc:
+        print(f"vmgui: could not save the settings: {exc}", file=sys.stderr)
+
+
 async def _run_gui(args: argparse.Namespace, app: QApplication, quit_on: _QuitOnSignal) -> int:
     from vmgui.ui.main_window import MainWindow
 
-    window = MainWindow(load_settings(), make_backend, extra_uris=args.connect)
+    settings = load_settings()
+    if not args.connect:  # --connect is for this session only: leave the saved list alone
+        await add_local_libvirt(settings)
+    window = MainWindow(settings, make_backend, extra_uris=args.connect)
     window.show()
     try:
         if args.screenshot:

@@ -29,6 +29,8 @@ class Settings:
     connections: list[str] = field(default_factory=list)
     stats_interval_s: int = DEFAULT_STATS_INTERVAL_S
     visible_columns: list[str] = field(default_factory=lambda: list(ALL_COLUMNS))
+    #: The first start looked for this computer's libvirt (once: a removed connection stays gone).
+    local_libvirt_checked: bool = False
 
 
 def config_path() -> Path:
@@ -49,6 +51,8 @@ def _clean(raw: dict[str, Any]) -> Settings:
         picked = [c for c in ALL_COLUMNS if c in cols]
         # The name column identifies a row; hiding it would make the list meaningless.
         s.visible_columns = picked if "name" in picked else ["name", *picked]
+    if isinstance(raw.get("local_libvirt_checked"), bool):
+        s.local_libvirt_checked = raw["local_libvirt_checked"]
     return s
 
 

@@ -67,8 +67,14 @@ class FakeServer:
         self._drain: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
+        if hasattr(self, "writer"):  # attached to an accepted connection
+            return
         self._ours.setblocking(False)
         self.reader, self.writer = await asyncio.open_connection(sock=self._ours)
+
+    def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve an accepted connection instead of the socketpair."""
+        self.reader, self.writer = reader, writer
 
     async def handshake(
         self, w: int = 64, h: int = 48, version: bytes = b"RFB 003.008\n"

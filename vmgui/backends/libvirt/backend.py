@@ -35,7 +35,15 @@ from vmgui.backends.base import (
     VmChanged,
     VmRemoved,
 )
-from vmgui.backends.libvirt import domain_settings, domain_xml, domcaps, errors, stats, storage
+from vmgui.backends.libvirt import (
+    console,
+    domain_settings,
+    domain_xml,
+    domcaps,
+    errors,
+    stats,
+    storage,
+)
 from vmgui.backends.libvirt.credentials import (
     SUPPORTED_CREDENTIALS,
     AskCredentials,
@@ -420,10 +428,15 @@ class LibvirtBackend:
         )
 
     async def open_console(self, vm_id: str) -> ConsoleEndpoints:
-        raise BackendError("Consoles of libvirt VMs are not available yet.")
+        conn = self._require_conn()
+        return await self._call(
+            "open the console of", self._name_of(vm_id),
+            console.console_endpoints_blocking, conn, self._uri, vm_id,
+        )  # fmt: skip
 
     async def open_serial(self, vm_id: str) -> ByteStream:
-        raise BackendError("Serial consoles of libvirt VMs are not available yet.")
+        conn = self._require_conn()
+        return await console.open_serial(conn, vm_id, self._name_of(vm_id), self._call)
 
     def _name_of(self, vm_id: str) -> str:
         known = self._known.get(vm_id)

@@ -21,7 +21,7 @@ APP_NAME = "vmgui"
 MIN_STATS_INTERVAL_S = 1
 MAX_STATS_INTERVAL_S = 10
 DEFAULT_STATS_INTERVAL_S = 2
-ALL_COLUMNS = ("name", "state", "cpu", "memory", "host")
+ALL_COLUMNS = ("name", "state", "cpu", "memory", "host", "connection")
 
 
 @dataclass

@@ -203,3 +203,13 @@ def test_filter_matches_states_as_substrings(model: VmTableModel) -> None:
     assert names() == ["vm0002"]
     proxy.set_text("run")
     assert names() == ["vm0003"]
+
+
+def test_connection_column_names_each_rows_connection(model: VmTableModel) -> None:
+    from vmgui.backends.base import BUILTIN_URI
+
+    model.upsert([vm(1), vm(2, conn=C2), vm(3, conn=BUILTIN_URI)])
+    assert model.headerData(Column.CONNECTION, Qt.Orientation.Horizontal) == "Connection"
+    cells = [model.index(r, Column.CONNECTION).data() for r in range(3)]
+    assert cells == [C1, C2, "This computer"]
+    assert model.index(2, Column.CONNECTION).data(Qt.ItemDataRole.ToolTipRole) == BUILTIN_URI

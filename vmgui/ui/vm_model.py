@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
+from vmgui.backends.base import is_builtin
 from vmgui.model import VmInfo, VmRates, VmState
 from vmgui.ui.formatting import format_kib, format_percent
 from vmgui.ui.icons import state_icon
@@ -32,6 +33,7 @@ class Column(enum.IntEnum):
     CPU = 2
     MEMORY = 3
     HOST = 4
+    CONNECTION = 5
 
 
 COLUMN_KEYS = {
@@ -40,6 +42,7 @@ COLUMN_KEYS = {
     Column.CPU: "cpu",
     Column.MEMORY: "memory",
     Column.HOST: "host",
+    Column.CONNECTION: "connection",
 }
 COLUMN_TITLES = {
     Column.NAME: "Name",
@@ -47,6 +50,7 @@ COLUMN_TITLES = {
     Column.CPU: "CPU usage",
     Column.MEMORY: "Memory",
     Column.HOST: "Host",
+    Column.CONNECTION: "Connection",
 }
 
 # Roles beyond Qt's: the delegate, the proxy and the details view read these.
@@ -67,6 +71,11 @@ class VmRow:
     @property
     def latest(self) -> VmRates | None:
         return self.history.latest
+
+
+def connection_label(uri: str) -> str:
+    """How the Connection column names a connection: its URI, or "This computer"."""
+    return "This computer" if is_builtin(uri) else uri
 
 
 def _changed_columns(old: VmInfo, new: VmInfo) -> list[Column]:
@@ -126,11 +135,13 @@ class VmTableModel(QAbstractTableModel):
                 return self._memory_text(row)
             if col == Column.HOST:
                 return self._hosts.get(info.connection, info.connection)
+            if col == Column.CONNECTION:
+                return connection_label(info.connection)
         elif role == Qt.ItemDataRole.DecorationRole and col == Column.STATE:
             return state_icon(info.state)
         elif role == Qt.ItemDataRole.ToolTipRole and col == Column.STATE and info.reason:
             return f"{info.state.value} ({info.reason})"
-        elif role == Qt.ItemDataRole.ToolTipRole and col == Column.HOST:
+        elif role == Qt.ItemDataRole.ToolTipRole and col in (Column.HOST, Column.CONNECTION):
             return info.connection
         elif role == Qt.ItemDataRole.ToolTipRole and col == Column.MEMORY:
             return self._memory_tip(row)
@@ -175,6 +186,8 @@ class VmTableModel(QAbstractTableModel):
             return latest.cpu_percent if latest and info.state.is_active else -1.0
         if col == Column.MEMORY:
             return info.memory_kib
+        if col == Column.CONNECTION:
+            return connection_label(info.connection).casefold()
         return self._hosts.get(info.connection, info.connection).casefold()
 
     def vm(self, key: VmKey) -> VmInfo | None:

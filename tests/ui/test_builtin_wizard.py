@@ -15,8 +15,9 @@ from pytestqt.qtbot import QtBot
 from tests.fixtures.builtin import BuiltinEnv
 from tests.support import need_kvm, need_tool
 from tests.ui.conftest import run_until
-from vmgui.backends.builtin import BuiltinBackend
+from vmgui.backends.builtin import BuiltinBackend, demo_linux
 from vmgui.model import DiskConfig, VmConfig, VmState
+from vmgui.model.host import HostStatus, Verdict
 from vmgui.ui.new_vm_wizard import NewVmWizard
 
 NEXT = QWizard.WizardButton.NextButton
@@ -41,8 +42,13 @@ def click(qtbot: QtBot, button: QAbstractButton | None) -> None:
 
 
 def open_wizard(qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop,
-                backend: BuiltinBackend) -> NewVmWizard:
-    wizard = NewVmWizard([(backend.uri, backend.display_name, backend)], None)
+                backend: BuiltinBackend, host: HostStatus | None = None) -> NewVmWizard:
+    async def provide() -> HostStatus:
+        assert host is not None
+        return host
+
+    wizard = NewVmWizard([(backend.uri, backend.display_name, backend)],
+                         provide if host else None)
     qtbot.addWidget(wizard)
     wizard.show()
     run_until(qt_loop, wizard.facts_ready, what="connection facts")
@@ -170,3 +176,36 @@ def test_demo_builds_its_grub_iso_and_defines_the_vm(
     settings = qt_loop.run_until_complete(backend.get_settings(wizard.created.vm_id))
     iso = Path(settings.cdroms[0].media)
     assert iso.is_file() and iso.is_relative_to(builtin_env.data.parent / "cache")
+
+
+def test_demo_linux_is_refused_with_its_reason_on_an_emulated_host(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, backend: BuiltinBackend
+) -> None:
+    emulated = HostStatus(Verdict.EMULATED, "Guest kernels are emulated here.", "measured")
+    wizard = open_wizard(qtbot, qt_loop, backend, emulated)
+    assert not wizard.source.demo_linux_radio.isEnabled()
+    assert "needs hardware-assisted virtualization" in wizard.source.demo_linux_hint.text()
+
+
+def test_demo_linux_from_the_cache_defines_a_kernel_vm(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, backend: BuiltinBackend,
+    build_guest: Build
+) -> None:
+    """Already fetched once (the cache holds it): Create defines the VM at once."""
+    cache = demo_linux.demo_linux_dir()
+    cache.mkdir(parents=True)
+    (cache / "vmlinuz").write_bytes(build_guest("power_button").read_bytes())
+    demo_linux.write_initramfs(cache / "initramfs.cpio", Path("/bin/true"))
+    fast = HostStatus(Verdict.HARDWARE_ASSISTED, "Hardware-assisted.", "measured")
+    wizard = open_wizard(qtbot, qt_loop, backend, fast)
+    click(qtbot, wizard.source.demo_linux_radio)
+    for _ in range(4):
+        next_page(qtbot, qt_loop, wizard)
+    assert wizard.naming.vm_name() == "demo-linux"
+    assert "Demo Linux" in wizard.summary.summary_text()
+    click(qtbot, wizard.button(FINISH))
+    run_until(qt_loop, lambda: not wizard.isVisible(), what="the wizard to finish")
+    assert wizard.created is not None
+    settings = qt_loop.run_until_complete(backend.get_settings(wizard.created.vm_id))
+    assert settings.kernel == str(cache / "vmlinuz")
+    assert settings.cmdline == demo_linux.CMDLINE

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from vmgui.backends.base import Backend, is_builtin
 from vmgui.host.memory import free_memory_problem
-from vmgui.model.host import DomainCapabilities, HostStatus
+from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
 from vmgui.ui import new_vm_rules as rules
 from vmgui.ui.new_vm_widgets import (
     HINT_COLOUR,
@@ -51,7 +51,12 @@ DEFAULT_CMDLINE = "console=ttyS0"
 REMOTE_FILES = "This connection is on another computer: type paths as they are there."
 
 SOURCE_ISO, SOURCE_KERNEL, SOURCE_IMPORT, SOURCE_DEMO = "iso", "kernel", "import", "demo"
-DEMO_NAME = "grub-demo"
+SOURCE_DEMO_LINUX = "demo-linux"
+DEMO_NAMES = {SOURCE_DEMO: "grub-demo", SOURCE_DEMO_LINUX: "demo-linux"}
+DEMO_LINUX_HINT = (
+    "Downloads Debian's kernel and busybox (about 27 MB) into your cache and boots them: "
+    "a real Linux shell on the serial console."
+)
 DISK_NEW, DISK_NONE, DISK_EXISTING = "new", "none", "existing"
 NETWORKS = (("user", "User-mode NAT (guest reaches the network)"), ("none", "No network"))
 TYPE_LABELS = {
@@ -116,6 +121,18 @@ class WizardState(QObject):
         check = getattr(self.connection.backend, name, None) if name else None
         return check if callable(check) else None
 
+    def demo_linux_problem(self) -> str | None:
+        """None: no Linux demo on this connection; "": offered; else why it would not boot."""
+        if not callable(getattr(self.connection.backend, "demo_linux", None)):
+            return None
+        host = self.facts.host
+        if host is not None and host.verdict is not Verdict.HARDWARE_ASSISTED:
+            return (
+                "Not on this computer: a stock Linux kernel needs hardware-assisted "
+                f"virtualization ({host.headline.rstrip('.')}). The GRUB demo works here."
+            )
+        return ""
+
     def demo_problem(self) -> str | None:
         """None: this connection has no Demo; "": offered; else why it cannot be used."""
         check = getattr(self.connection.backend, "demo_problem", None)
@@ -175,8 +192,11 @@ class SourcePage(QWizardPage):
             "Shows a real boot screen (SeaBIOS and GRUB) on any computer, even where guest "
             "operating systems would be emulated and very slow."
         )
+        self.demo_linux_radio = QRadioButton("Demo Linux: Debian's kernel with a busybox shell")
+        self.demo_linux_hint = _hint(DEMO_LINUX_HINT)
         self.group = QButtonGroup(self)
-        for radio in (self.iso_radio, self.kernel_radio, self.import_radio, self.demo_radio):
+        for radio in (self.iso_radio, self.kernel_radio, self.import_radio, self.demo_radio,
+                      self.demo_linux_radio):
             self.group.addButton(radio)
         self.iso_radio.setChecked(True)
 
@@ -212,6 +232,8 @@ class SourcePage(QWizardPage):
         demo_column.setContentsMargins(0, 0, 0, 0)
         demo_column.addWidget(self.demo_radio)
         demo_column.addWidget(_indented(self.demo_hint))
+        demo_column.addWidget(self.demo_linux_radio)
+        demo_column.addWidget(_indented(self.demo_linux_hint))
         column.addWidget(self.demo_box)
         self._checked: dict[tuple[str, str, str], str] = {}  # (uri, kind, path) -> problem
         self._check_task: asyncio.Future[None] | None = None
@@ -228,18 +250,31 @@ class SourcePage(QWizardPage):
         self._sync()
         self._connection_chosen(0)
 
+    def facts_arrived(self) -> None:
+        """The host verdict arrived (or the connection changed): offer Demo Linux or say why not."""
+        problem = self.state.demo_linux_problem()
+        self.demo_linux_radio.setVisible(problem is not None)
+        self.demo_linux_hint.setVisible(problem is not None)
+        self.demo_linux_radio.setEnabled(not problem)
+        self.demo_linux_hint.setText(problem or DEMO_LINUX_HINT)
+        if problem and self.demo_linux_radio.isChecked():
+            self.demo_radio.setChecked(True)
+
     def kind(self) -> str:
         if self.kernel_radio.isChecked():
             return SOURCE_KERNEL
-        if self.demo_radio.isChecked() and self.demo_box.isVisibleTo(self):
-            return SOURCE_DEMO
+        if self.demo_box.isVisibleTo(self):
+            if self.demo_radio.isChecked():
+                return SOURCE_DEMO
+            if self.demo_linux_radio.isChecked():
+                return SOURCE_DEMO_LINUX
         return SOURCE_IMPORT if self.import_radio.isChecked() else SOURCE_ISO
 
     def main_file(self) -> str:
         """The file the VM is named after: the ISO, the kernel or the imported image."""
         kind = self.kind()
-        if kind == SOURCE_DEMO:
-            return DEMO_NAME
+        if kind in DEMO_NAMES:
+            return DEMO_NAMES[kind]
         return {SOURCE_ISO: self.iso, SOURCE_KERNEL: self.kernel, SOURCE_IMPORT: self.image}[
             kind
         ].text()
@@ -268,8 +303,9 @@ class SourcePage(QWizardPage):
         self.demo_box.setVisible(demo is not None)
         self.demo_radio.setEnabled(not demo)
         self.demo_hint.setText(demo or self.demo_hint.text())
-        if demo is None and self.demo_radio.isChecked():
+        if demo is None and (self.demo_radio.isChecked() or self.demo_linux_radio.isChecked()):
             self.iso_radio.setChecked(True)
+        self.facts_arrived()
         self.state.changed.emit()
 
     def isComplete(self) -> bool:
@@ -282,6 +318,8 @@ class SourcePage(QWizardPage):
         kind = self.kind()
         if kind == SOURCE_DEMO:
             return self.state.demo_problem() or ""
+        if kind == SOURCE_DEMO_LINUX:
+            return self.state.demo_linux_problem() or ""
         if kind == SOURCE_ISO:
             return rules.file_problem(self.iso.text(), "ISO image")
         if kind == SOURCE_IMPORT:
@@ -459,7 +497,7 @@ class StoragePage(QWizardPage):
             self.existing.setText("Choose “Import an existing disk image” on the first page.")
             if self.existing_radio.isChecked():
                 self.new_radio.setChecked(True)
-            if self.source.kind() == SOURCE_DEMO and not self.path.text():
+            if self.source.kind() in DEMO_NAMES and not self.path.text():
                 self.none_radio.setChecked(True)  # the demo needs no disk
         self.path.set_browsable(self.state.local, REMOTE_FILES)
         self.path.setPlaceholderText(f"automatic: {self.auto_path('<VM name>')}")
@@ -679,9 +717,12 @@ class SummaryPage(QWizardPage):
                 parts.append(w.text())
         return "\n".join(parts)
 
-    def set_busy(self, text: str) -> None:
-        """A busy indicator with `text`, or none when `text` is ""."""
+    def set_busy(self, text: str, percent: int | None = None) -> None:
+        """A busy indicator with `text` (a percentage when known), or none when `text` is ""."""
         show_message(self.status, text)
         self.progress.setVisible(bool(text))
+        self.progress.setRange(0, 0 if percent is None else 100)
+        if percent is not None:
+            self.progress.setValue(percent)
         if text:
             show_message(self.error, "")

@@ -44,6 +44,7 @@ from vmgui.ui.new_vm_pages import (
     DISK_NEW,
     NETWORKS,
     SOURCE_DEMO,
+    SOURCE_DEMO_LINUX,
     SOURCE_IMPORT,
     SOURCE_ISO,
     SOURCE_KERNEL,
@@ -181,6 +182,7 @@ class NewVmWizard(QWizard):
         if shiboken6.isValid(self) and not self._busy():
             self.naming.refresh()
             self.resources.apply_limits()
+            self.source.facts_arrived()
 
     def facts_ready(self) -> bool:
         """True once the host and the current connection have been looked up (for tests)."""
@@ -234,6 +236,8 @@ class NewVmWizard(QWizard):
             source = f"Linux kernel {c.kernel}" + (f" with initrd {c.initrd}" if c.initrd else "")
         elif kind == SOURCE_DEMO:
             source = "Demo: a GRUB boot menu (an ISO image built on this computer)"
+        elif kind == SOURCE_DEMO_LINUX:
+            source = "Demo Linux: Debian's kernel and busybox (downloaded into your cache)"
         else:
             source = f"Existing disk image {self.source.image.text()}"
         if not c.disks:
@@ -287,6 +291,8 @@ class NewVmWizard(QWizard):
         try:
             if self.source.kind() == SOURCE_DEMO:
                 config.iso = await self._demo_iso()
+            elif self.source.kind() == SOURCE_DEMO_LINUX:
+                config.kernel, config.initrd, config.cmdline = await self._demo_linux()
             await self._make_disk_folder(config)
             self._define = asyncio.ensure_future(conn.backend.define(config))
             info = await asyncio.shield(self._define)
@@ -321,6 +327,20 @@ class NewVmWizard(QWizard):
         iso = str(await build())
         self._set_busy("Creating the VM…")
         return iso
+
+    async def _demo_linux(self) -> tuple[str, str, str]:
+        """Fetch Debian's kernel and busybox with a progress bar; Cancel stops the download."""
+        fetch = getattr(self.state.connection.backend, "demo_linux", None)
+        if not callable(fetch):
+            raise BackendError("This connection has no Linux demo.")
+
+        def progress(percent: int, text: str) -> None:
+            if shiboken6.isValid(self):
+                self.summary.set_busy(text, percent)
+
+        kernel, initrd, cmdline = await fetch(progress)
+        self._set_busy("Creating the VM…")
+        return str(kernel), str(initrd), str(cmdline)
 
     async def _make_disk_folder(self, config: VmConfig) -> None:
         """The default images folder may not exist yet on a fresh machine: make it."""

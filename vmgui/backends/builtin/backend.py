@@ -35,7 +35,7 @@ from vmgui.backends.base import (
     VmChanged,
     VmRemoved,
 )
-from vmgui.backends.builtin import checks, demo, launcher, paths
+from vmgui.backends.builtin import checks, demo, demo_linux, launcher, paths
 from vmgui.backends.builtin.definitions import Definition, DefinitionStore
 from vmgui.backends.builtin.launcher import RuntimeFiles
 from vmgui.backends.builtin.qmp_session import VmmSession
@@ -345,6 +345,22 @@ class BuiltinBackend:
         except asyncio.CancelledError:
             cancel.set()
             raise
+
+    async def demo_linux(self, progress: Callable[[int, str], None]) -> tuple[str, str, str]:
+        """Kernel, initrd and command line of the Linux demo (fetched from Debian on first use;
+        `progress(percent, text)` is called on the event loop; cancelling stops the fetch)."""
+        loop = asyncio.get_running_loop()
+        cancel = threading.Event()
+
+        def report(percent: int, text: str) -> None:
+            loop.call_soon_threadsafe(progress, percent, text)
+
+        try:
+            d = await self._blocking(demo_linux.prepare_demo_linux, report, cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        return str(d.kernel), str(d.initrd), demo_linux.CMDLINE
 
     async def define(self, config: VmConfig) -> VmInfo:
         self._require_connected()

@@ -562,12 +562,13 @@ class LibvirtBackend:
         arch = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).find("os/type")
         wanted = arch.get("arch", "x86_64") if arch is not None else "x86_64"
         offered = [t for g in guests if g.arch == wanted for t in g.domain_types]
-        types = tuple(t for t in domain_settings.DOMAIN_TYPES if t in offered)
-        return replace(settings, domain_types=types or settings.domain_types)
+        types = tuple(dict.fromkeys([*offered, settings.domain_type]))
+        return replace(settings, domain_types=types)
 
     async def apply_settings(self, vm_id: str, settings: VmSettings) -> ApplyResult:
         conn = self._require_conn()
-        domain_settings.check_settings(settings)  # a sentence before anything changes
+        if settings.domain_type in domain_settings.DOMAIN_TYPES:
+            domain_settings.check_settings(settings)  # a sentence before anything changes
         return await self._call("change", self._name_of(vm_id),
                                 self._apply_blocking, conn, vm_id, settings)
 

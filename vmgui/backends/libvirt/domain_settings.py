@@ -67,13 +67,13 @@ def read_settings(inactive_xml: str, autostart: bool) -> VmSettings:
     )
 
 
-def check_settings(s: VmSettings) -> None:
+def check_settings(s: VmSettings, current_type: str = "") -> None:
     """Refuse what cannot be right before libvirt sees it (one sentence each)."""
     if s.memory_mib < MIN_MEMORY_MIB:
         raise BackendError(f"{s.memory_mib} MiB of memory is too little (at least 16 MiB).")
     if s.vcpus < 1:
         raise BackendError("A VM needs at least one virtual CPU.")
-    if s.domain_type not in DOMAIN_TYPES:
+    if s.domain_type not in DOMAIN_TYPES and s.domain_type != current_type:
         raise BackendError(f"Unknown virtualization type '{s.domain_type}' (use 'kvm' or 'qemu').")
     unknown = [b for b in s.boot_order if b not in BOOT_DEVICES]
     if unknown:
@@ -113,8 +113,8 @@ def cdrom_source_xml(disk: ET.Element, media: str) -> None:
 
 def apply_settings(inactive_xml: str, s: VmSettings) -> str:
     """`inactive_xml` with the dialog's settings applied (autostart is not in the XML)."""
-    check_settings(s)
     root = ET.fromstring(inactive_xml)
+    check_settings(s, root.get("type", ""))
     root.set("type", s.domain_type)
     metadata = root.find("metadata")
     marker = metadata.find(f"{{{INSTALL_NS}}}install") if metadata is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import time
 from collections.abc import Callable
@@ -197,5 +198,44 @@ def test_pause_and_quit_reach_a_vcpu_blocked_in_the_kernel(build_guest: Build, t
         started = time.monotonic()
         assert proc.wait(10) == 0
         assert time.monotonic() - started < 5
+    finally:
+        stop_vmm(proc)
+
+
+def test_sigterm_ends_the_vmm_at_once_while_nobody_reads_the_serial_output(
+    build_guest: Build, tmp_path: Path
+) -> None:
+    """The vCPU wrote serial output straight to stdout: with a reader that stopped reading it
+    blocked in write(), `stop` timed out, teardown closed its fds under it and SIGTERM took
+    10 s. The guest must keep running, QMP must answer, SIGTERM must end the VMM in < 1 s."""
+    need_kvm()
+    sock = tmp_path / "qmp.sock"
+    proc = start_vmm("--kernel", build_guest("flood"), "--qmp", sock)
+    assert proc.stdout is not None
+    fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)  # fills after ~300 lines
+
+    async def scenario() -> None:
+        read_until(proc, b"flood 1\n")  # then never read again
+        client = await connect(sock)
+        try:
+            exits = 0
+            for _ in range(3):  # the guest keeps running (its output is dropped, not waited for)
+                await asyncio.sleep(0.3)
+                stats = await client.execute("x-vmgui-stats")
+                assert stats["vcpus"][0]["exits"]["IO"] > exits
+                exits = stats["vcpus"][0]["exits"]["IO"]
+            for cmd in ("stop", "query-status", "cont", "query-status"):
+                started = time.monotonic()
+                await client.execute(cmd)
+                assert time.monotonic() - started < 0.1, cmd
+        finally:
+            await client.disconnect()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+        started = time.monotonic()
+        proc.terminate()
+        assert proc.wait(10) == 0
+        assert time.monotonic() - started < 1.0
     finally:
         stop_vmm(proc)

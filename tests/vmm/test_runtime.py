@@ -7,6 +7,7 @@ passt): it blocks the vCPU that touched it until the test lets it go.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,8 @@ import pytest
 from qemu.qmp import QMPClient
 
 from tests.support import need_kvm
+from tests.vmm.vmm_process import run_vmm
+from vmgui.vmm import cli
 from vmgui.vmm.config import MachineConfig
 from vmgui.vmm.machine import Machine
 from vmgui.vmm.qmp import QmpServer
@@ -123,3 +126,57 @@ def test_teardown_waits_for_a_stuck_vcpu_before_releasing_its_fds(
         assert time.monotonic() < deadline, "never released"
         time.sleep(0.01)
     assert board.vcpus == [] and board.vm is None
+
+
+class BrokenDevice:
+    """A device model with a bug: its first write raises."""
+
+    def read(self, offset: int, size: int) -> int:
+        return 0xFF
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        raise RuntimeError("device model bug")
+
+
+def test_a_vmm_bug_on_a_vcpu_is_one_line_for_people_and_a_traceback_in_the_log(
+    build_guest: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The vCPU thread turned any exception into "internal error: ..." and the traceback went
+    nowhere; with --log it must land in the log file."""
+    need_kvm()
+    install_kick_handler()
+    log = tmp_path / "vmm.log"
+    handler = cli.log_to_file(str(log))
+    elf = build_guest("portbench", ("-DPORTBENCH_COUNT=2000000000",))
+    m = Machine(MachineConfig(kernel=str(elf), framebuffer=None, serial=()))
+    try:
+        board = m._new_board()
+        board.pio.register(BENCH_PORT, 1, BrokenDevice(), "broken")
+        m._install(board)
+        deadline = time.monotonic() + 20
+        while not m._requests:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        m._handle(*m._requests.popleft())
+        assert m._exit == (1, "vCPU 0: internal error: device model bug")
+        text = log.read_text()
+        assert "Traceback (most recent call last)" in text
+        assert "RuntimeError: device model bug" in text and "in write" in text
+    finally:
+        m._shutdown()
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def test_log_option_errors_and_the_reason_the_vm_ended(build_guest: Callable[..., Path], tmp_path: Path) -> None:
+    need_kvm()
+    log = tmp_path / "vmm.log"
+    r = run_vmm("--kernel", build_guest("emufail"), "--log", log)
+    assert r.returncode == 1
+    line = r.stderr.decode().strip()
+    assert len(line.splitlines()) == 1 and line.startswith("vmgui-vmm: vCPU 0:")
+    text = log.read_text()
+    assert "started" in text and line.removeprefix("vmgui-vmm: ") in text
+    r = run_vmm("--kernel", build_guest("hello"), "--log", tmp_path / "no" / "dir" / "x.log")
+    assert r.returncode == 1
+    assert r.stderr.decode().strip().endswith("x.log: No such file or directory")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 import zlib
@@ -73,3 +74,19 @@ def test_write_errors_leave_no_temp(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_screendump(str(tmp_path / "no" / "x"), "ppm", b"\0" * 64, 4, 4, 16)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temp_file_is_unpredictable_and_never_follows_a_symlink(tmp_path: Path) -> None:
+    """The temp name was `<path>.tmp<pid>` and opened without O_EXCL|O_NOFOLLOW: another user of
+    the directory could plant a symlink there and have the VMM write through it."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    target = tmp_path / "shot.ppm"
+    for pid in range(max(os.getpid() - 50, 1), os.getpid() + 50):  # every name the old code used
+        (tmp_path / f"shot.ppm.tmp{pid}").symlink_to(victim)
+    write_screendump(str(target), "ppm", b"\0" * 64, 4, 4, 16)
+    assert victim.read_bytes() == b"precious"
+    assert target.read_bytes().startswith(b"P6\n4 4\n255\n")
+    assert not target.is_symlink()
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"victim", "shot.ppm"}
+    assert all(n.startswith("shot.ppm.tmp") for n in leftovers)  # only the planted links

@@ -176,8 +176,9 @@ logging_configured = False
 log_file = ""
 
 
-def log_to_file(path: str) -> None:
-    """Send the VMM's logging to `path` (appended); VmmError with one line if it cannot."""
+def log_to_file(path: str) -> Any:
+    """Send the VMM's logging to `path` (appended); VmmError with one line if it cannot.
+    Returns the handler."""
     global logging_configured, log_file
     import logging  # noqa: PLC0415 - only with --log: logging costs start-up time
 
@@ -193,6 +194,7 @@ def log_to_file(path: str) -> None:
     root.setLevel(logging.INFO)
     logging_configured, log_file = True, path
     logging.getLogger(__name__).info("%s %d started: %s", PROG, os.getpid(), " ".join(sys.argv))
+    return handler
 
 
 def _log() -> Any:

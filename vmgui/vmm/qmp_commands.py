@@ -30,7 +30,7 @@ DEFAULT_HOLD_MS = 100
 MAX_HOLD_MS = 10_000
 MAX_KEYS = 16
 #: How long `stop` waits (without blocking the loop) for the vCPUs to park before it replies.
-STOP_SETTLE = 0.05
+STOP_SETTLE = 0.02
 STOP_SETTLE_POLL = 0.001
 #: Key events waiting for the input loop; beyond this, keyboard commands are refused.
 MAX_INPUT_QUEUED = 4096

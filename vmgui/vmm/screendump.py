@@ -7,6 +7,7 @@ No per-pixel Python: channels are pulled out with extended slices (C loops insid
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import zlib
@@ -72,16 +73,35 @@ def encode_png(pixels: Buffer, width: int, height: int, stride: int) -> bytes:
 ENCODERS = {"ppm": encode_ppm, "png": encode_png}
 
 
+#: Random temp-file names tried before giving up (a collision needs 2^64 bad luck or a hostile
+#: user racing us in the target directory).
+TEMP_ATTEMPTS = 16
+
+
 def write_screendump(
     path: str, fmt: str, pixels: Buffer, width: int, height: int, stride: int
 ) -> None:
-    """Encode and write to `path` (temp file + rename, so a reader never sees half a picture)."""
+    """Encode and write to `path` (temp file + rename, so a reader never sees half a picture).
+
+    The temp file gets a random name next to `path`, created with O_EXCL|O_NOFOLLOW: another
+    user of that directory can neither predict it nor plant a symlink there that we would
+    follow and write through.
+    """
     encoder = ENCODERS.get(fmt)
     if encoder is None:
         raise ValueError(f"unknown screendump format '{fmt}' (use ppm or png)")
     data = encoder(pixels, width, height, stride)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    directory, name = os.path.split(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(TEMP_ATTEMPTS):
+        tmp = os.path.join(directory, f".{name}.{os.urandom(8).hex()}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o644)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no free temporary file name", path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

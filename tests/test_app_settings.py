@@ -53,3 +53,19 @@ def test_failed_save_keeps_the_previous_file(
         save_settings(Settings(connections=["test:///default"]))
     assert load_settings().connections == ["qemu:///system"]
     assert [p.name for p in config_path().parent.iterdir()] == ["settings.json"]
+
+
+def test_window_state_and_force_off_preference_round_trip_and_are_checked(
+    config_home: Path,
+) -> None:
+    s = Settings(confirm_force_off=False, window_geometry="01d9d0cb", sort_column="memory",
+                 sort_descending=True, splitter_sizes={"main": [240, 860], "list": [300, 200]})
+    save_settings(s)
+    assert load_settings() == s
+    config_path().write_text(json.dumps({
+        "confirm_force_off": "no", "window_geometry": "not hex", "sort_column": "bogus",
+        "splitter_sizes": {"main": [1, "x"], "list": [-5], "ok": [10, 20]},
+    }))
+    bad = load_settings()
+    assert bad.confirm_force_off is True and bad.window_geometry == ""
+    assert bad.sort_column == "name" and bad.splitter_sizes == {"ok": [10, 20]}

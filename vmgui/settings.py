@@ -22,6 +22,7 @@ MIN_STATS_INTERVAL_S = 1
 MAX_STATS_INTERVAL_S = 10
 DEFAULT_STATS_INTERVAL_S = 2
 ALL_COLUMNS = ("name", "state", "cpu", "memory", "host", "connection")
+MAX_GEOMETRY_HEX = 4096  # Qt's saved geometry is ~66 bytes; anything far larger is not one
 
 
 @dataclass
@@ -31,6 +32,14 @@ class Settings:
     visible_columns: list[str] = field(default_factory=lambda: list(ALL_COLUMNS))
     #: The first start looked for this computer's libvirt (once: a removed connection stays gone).
     local_libvirt_checked: bool = False
+    #: Ask before Force Off (the dialog's "Don't ask again" clears it).
+    confirm_force_off: bool = True
+    #: The main window as it was closed: Qt's saveGeometry() as hex, splitter sizes by name,
+    #: and the list's sort column (a key of ALL_COLUMNS) and order.
+    window_geometry: str = ""
+    splitter_sizes: dict[str, list[int]] = field(default_factory=dict)
+    sort_column: str = "name"
+    sort_descending: bool = False
 
 
 def config_path() -> Path:
@@ -51,9 +60,32 @@ def _clean(raw: dict[str, Any]) -> Settings:
         picked = [c for c in ALL_COLUMNS if c in cols]
         # The name column identifies a row; hiding it would make the list meaningless.
         s.visible_columns = picked if "name" in picked else ["name", *picked]
-    if isinstance(raw.get("local_libvirt_checked"), bool):
-        s.local_libvirt_checked = raw["local_libvirt_checked"]
+    for flag in ("local_libvirt_checked", "confirm_force_off", "sort_descending"):
+        if isinstance(raw.get(flag), bool):
+            setattr(s, flag, raw[flag])
+    geometry = raw.get("window_geometry")
+    if isinstance(geometry, str) and len(geometry) <= MAX_GEOMETRY_HEX and _is_hex(geometry):
+        s.window_geometry = geometry
+    sizes = raw.get("splitter_sizes")
+    if isinstance(sizes, dict):
+        s.splitter_sizes = {
+            name: [int(v) for v in values]
+            for name, values in sizes.items()
+            if isinstance(name, str) and isinstance(values, list) and 0 < len(values) <= 8
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100_000
+                    for v in values)
+        }
+    if raw.get("sort_column") in ALL_COLUMNS:
+        s.sort_column = raw["sort_column"]
     return s
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(path: Path | None = None) -> Settings:

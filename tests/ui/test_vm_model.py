@@ -213,3 +213,19 @@ def test_connection_column_names_each_rows_connection(model: VmTableModel) -> No
     cells = [model.index(r, Column.CONNECTION).data() for r in range(3)]
     assert cells == [C1, C2, "This computer"]
     assert model.index(2, Column.CONNECTION).data(Qt.ItemDataRole.ToolTipRole) == BUILTIN_URI
+
+
+def test_rows_of_a_lost_connection_are_stale_until_it_is_back(model: VmTableModel) -> None:
+    model.upsert([vm(1), vm(2, conn=C2)])
+    model.apply_rates(C1, [VmRates("id-1", 1.0, cpu_percent=40)])
+    rec = Recorder(model)
+    model.set_stale(C1, True)
+    assert model.is_stale((C1, "id-1")) and not model.is_stale((C2, "id-2"))
+    assert rec.changed == [(0, 0, 0, Column.CONNECTION)]  # the whole row repaints
+    state = model.index(0, Column.STATE).data()
+    assert state == "unknown (disconnected)"
+    assert model.index(0, Column.CPU).data() == "" and model.index(0, Column.CPU).data(
+        HISTORY_ROLE) == []
+    assert model.index(0, Column.NAME).data(Qt.ItemDataRole.ForegroundRole) is not None
+    model.set_stale(C1, False)
+    assert not model.is_stale((C1, "id-1")) and model.index(0, Column.STATE).data() == "running"

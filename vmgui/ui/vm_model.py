@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 
 from vmgui.backends.base import is_builtin
 from vmgui.model import VmInfo, VmRates, VmState
@@ -60,6 +61,9 @@ HISTORY_ROLE = Qt.ItemDataRole.UserRole + 3  # list[float] of CPU %
 SORT_ROLE = Qt.ItemDataRole.UserRole + 4  # a value that sorts naturally
 
 _STATE_ORDER = {s: i for i, s in enumerate(VmState)}
+STALE_STATE = "unknown (disconnected)"
+STALE_COLOUR = "#80868b"
+_LIVE = object()  # _stale_data's "show the live value" marker
 STATS_COLUMNS = (Column.CPU, Column.MEMORY)
 
 
@@ -101,6 +105,7 @@ class VmTableModel(QAbstractTableModel):
         self._rows: list[VmRow] = []
         self._index: dict[VmKey, int] = {}
         self._hosts: dict[str, str] = {}
+        self._stale: set[str] = set()  # connections whose rows are last known, not live
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -123,6 +128,10 @@ class VmTableModel(QAbstractTableModel):
         row = self._rows[index.row()]
         info = row.info
         col = Column(index.column())
+        if info.connection in self._stale:
+            stale = self._stale_data(info, col, role)
+            if stale is not _LIVE:
+                return stale
         if role == Qt.ItemDataRole.DisplayRole:
             if col == Column.NAME:
                 return info.name
@@ -154,6 +163,38 @@ class VmTableModel(QAbstractTableModel):
         elif role == SORT_ROLE:
             return self._sort_value(row, col)
         return None
+
+    @staticmethod
+    def _stale_data(info: VmInfo, col: Column, role: int) -> Any:
+        """What a row of a disconnected connection shows instead of live figures."""
+        if role == Qt.ItemDataRole.DisplayRole and col == Column.STATE:
+            return STALE_STATE
+        if role == Qt.ItemDataRole.DisplayRole and col == Column.CPU:
+            return ""
+        if role == HISTORY_ROLE:
+            return []
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(QColor(STALE_COLOUR))
+        if role == Qt.ItemDataRole.ToolTipRole and col == Column.STATE:
+            return f"Not connected to {info.connection}: last known state {info.state.value}."
+        if role == Qt.ItemDataRole.DecorationRole and col == Column.STATE:
+            return None
+        return _LIVE
+
+    def set_stale(self, connection: str, stale: bool) -> None:
+        """Mark a connection's rows as last-known (lost connection) or live again."""
+        if stale == (connection in self._stale):
+            return
+        if stale:
+            self._stale.add(connection)
+        else:
+            self._stale.discard(connection)
+        rows = [i for i, r in enumerate(self._rows) if r.info.connection == connection]
+        if rows:
+            self._emit_cells(rows, Column.NAME, Column(len(Column) - 1))
+
+    def is_stale(self, key: VmKey) -> bool:
+        return key[0] in self._stale
 
     def _memory_text(self, row: VmRow) -> str:
         latest = row.latest
@@ -277,6 +318,7 @@ class VmTableModel(QAbstractTableModel):
     def remove_connection(self, connection: str) -> None:
         self.remove(self.keys(connection))
         self._hosts.pop(connection, None)
+        self._stale.discard(connection)
 
     def apply_rates(self, connection: str, rates: Iterable[VmRates]) -> list[VmKey]:
         """One stats tick: append to each VM's history, then two range signals at most."""

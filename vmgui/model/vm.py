@@ -56,6 +56,8 @@ class VmStatsSample:
     disk_write_bytes: int = 0
     net_rx_bytes: int = 0
     net_tx_bytes: int = 0
+    disk_count: int = -1  # how many disks / NICs the VM has; -1 when the backend does not say
+    nic_count: int = -1
     #: Cumulative VM exits by reason (built-in VMM only; empty where the hypervisor hides them).
     exits: dict[str, int] = field(default_factory=dict)
 
@@ -74,6 +76,8 @@ class VmRates:
     disk_write_bps: float = 0.0
     net_rx_bps: float = 0.0
     net_tx_bps: float = 0.0
+    disk_count: int = -1
+    nic_count: int = -1
     #: VM exits per second by reason; empty when the backend does not report exits.
     exits_per_s: dict[str, float] = field(default_factory=dict)
 
@@ -95,6 +99,8 @@ def rates_between(old: VmStatsSample, new: VmStatsSample) -> VmRates:
         memory_used_kib=new.memory_used_kib,
         memory_total_kib=new.memory_total_kib,
         memory_used_in_guest=new.memory_used_in_guest,
+        disk_count=new.disk_count,
+        nic_count=new.nic_count,
         disk_read_bps=rate(old.disk_read_bytes, new.disk_read_bytes),
         disk_write_bps=rate(old.disk_write_bytes, new.disk_write_bytes),
         net_rx_bps=rate(old.net_rx_bytes, new.net_rx_bytes),

@@ -215,6 +215,10 @@ class DetailsView(QTabWidget):
         self.cpu_graph.set_series([Series("", [r.cpu_percent for r in h])])
         self.memory_graph.set_fixed_max(float(h[-1].memory_total_kib) if h else None)
         self.memory_graph.set_series([Series("used", [float(r.memory_used_kib) for r in h])])
+        latest = h[-1] if h else None
+        # A VM without disks or NICs has no such I/O: no empty graph pretending otherwise.
+        self.disk_graph.setVisible(latest is None or latest.disk_count != 0)
+        self.net_graph.setVisible(latest is None or latest.nic_count != 0)
         self.disk_graph.set_series([
             Series("read", [r.disk_read_bps for r in h]),
             Series("write", [r.disk_write_bps for r in h]),

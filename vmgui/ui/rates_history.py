@@ -21,9 +21,11 @@ _FIELDS = (
     "net_rx_bps",
     "net_tx_bps",
     "memory_used_in_guest",
+    "disk_count",
+    "nic_count",
 )
 _WIDTH = len(_FIELDS)
-_INT_FIELDS = {"memory_used_kib", "memory_total_kib"}
+_INT_FIELDS = {"memory_used_kib", "memory_total_kib", "disk_count", "nic_count"}
 _BOOL_FIELDS = {"memory_used_in_guest"}
 
 

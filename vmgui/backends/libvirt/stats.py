@@ -88,6 +88,8 @@ def sample_from_record(vm_id: str, record: Mapping[str, Any], timestamp: float) 
         memory_used_kib=max(0, min(used, total) if total else used),
         memory_total_kib=total,
         memory_used_in_guest=in_guest,
+        disk_count=int(record.get("block.count", -1)),
+        nic_count=int(record.get("net.count", -1)),
         disk_read_bytes=_sum(record, "block", "rd.bytes"),
         disk_write_bytes=_sum(record, "block", "wr.bytes"),
         net_rx_bytes=_sum(record, "net", "rx.bytes"),

@@ -12,6 +12,8 @@
  *              then "blk readback ok|bad"
  *   rng        "rng got=N distinct=D"
  *   net        ARP who-has 192.0.2.1 through passt: "net arp-reply ip=192.0.2.1 ok|none"
+ *   net-flood  "net flooding", then keeps the tx queue full of 1514-byte frames forever,
+ *              reading a transport register between kicks (a stalled backend stalls this vCPU)
  *   evil       a request into non-RAM: "evil blk status=0x0000004f" (DEVICE_NEEDS_RESET), then
  *              the rng and, after a reset, the disk still work (rng + blk-read lines)
  *   probe      "slot N base=B magic=M version=V id=I" per slot
@@ -456,6 +458,35 @@ static void test_net(void)
 	puts("net arp-reply ip=192.0.2.1 none\n");
 }
 
+static void test_net_flood(void)
+{
+	struct vdev d;
+	if (!find_device(1, &d) || !dev_init(&d, 1u << 5 | 1u << 16, 2)) { puts("net missing\n"); return; }
+	u8 *f = big;  /* the 12-byte virtio-net header, then a broadcast frame of a local ethertype */
+	memset(f, 0, 12 + 1514);
+	u8 *e = f + 12;
+	for (int i = 0; i < 6; i++) e[i] = 0xff;
+	e[6] = 0x02; e[12] = 0x88; e[13] = 0xb5;
+	u32 addr[1] = {(u32)f}, len[1] = {12 + 1514};
+	u16 flags[1] = {0};
+	for (int i = 0; i < QSZ; i++)
+		post(&d, 1, i, addr, len, flags, 1);
+	kick(&d, 1);
+	puts("net flooding\n");
+	struct vq *q = d.q[1];
+	volatile u16 *used = &q->used.idx;
+	for (;;) {
+		while (*used != q->used_seen) {
+			barrier();
+			int id = (int)q->used.ring[q->used_seen % QSZ].id;
+			q->used_seen++;
+			post(&d, 1, id, addr, len, flags, 1);
+		}
+		kick(&d, 1);
+		(void)rd(&d, R_STATUS);
+	}
+}
+
 /* "slot N base=... magic=... version=... id=..." for every slot, to see what a VMM offers. */
 static void probe(void)
 {
@@ -484,6 +515,7 @@ int main(struct hvm_start_info *si)
 	else if (opt_is("vt=", "blk-write")) test_blk_write();
 	else if (opt_is("vt=", "rng")) test_rng();
 	else if (opt_is("vt=", "net")) test_net();
+	else if (opt_is("vt=", "net-flood")) test_net_flood();
 	else if (opt_is("vt=", "bench")) bench();
 	else if (opt_is("vt=", "probe")) probe();
 	else if (opt_is("vt=", "evil")) test_evil();

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
-from tests.support import need_kvm
+from tests.support import need_kvm, need_tool
 from tests.vmm.vmm_process import read_until, start_vmm, stop_vmm
 
 Build = Callable[..., Path]
@@ -239,3 +240,61 @@ def test_sigterm_ends_the_vmm_at_once_while_nobody_reads_the_serial_output(
         assert time.monotonic() - started < 1.0
     finally:
         stop_vmm(proc)
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+def test_a_stopped_passt_freezes_neither_qmp_nor_shutdown(build_guest: Build, tmp_path: Path) -> None:
+    """With passt alive but not reading, the device's I/O thread blocks in sendall holding the
+    transport lock and the guest's vCPU blocks on that lock. QMP stop used to wait 5 s for the
+    vCPU, and quit hung for good (the I/O thread was joined without a timeout)."""
+    need_kvm()
+    need_tool("passt")
+    sock = tmp_path / "qmp.sock"
+    guest = build_guest("virtio_guest")
+    proc = start_vmm(
+        "--kernel", guest, "--cmdline", "vt=net-flood", "--net", "passt", "--no-rng",
+        "--qmp", sock,
+    )  # fmt: skip
+    passt = -1
+
+    async def scenario() -> None:
+        nonlocal passt
+        read_until(proc, b"net flooding\n")
+        [passt] = _children(proc.pid)
+        os.kill(passt, signal.SIGSTOP)
+        client = await connect(sock)
+        try:
+            reads, deadline = -1, time.monotonic() + 20
+            while True:  # until the vCPU is stuck in the device: MMIO reads stop advancing
+                await asyncio.sleep(0.3)
+                now = (await client.execute("x-vmgui-stats"))["mmio"]["reads"]
+                if now == reads:
+                    break
+                assert time.monotonic() < deadline, "the guest never got stuck"
+                reads = now
+            for cmd in ("query-status", "stop", "query-status", "cont", "query-status", "stop"):
+                started = time.monotonic()
+                await client.execute(cmd)
+                assert time.monotonic() - started < 0.1, cmd
+            started = time.monotonic()
+            await client.execute("quit")
+            assert proc.wait(5) == 0
+            assert time.monotonic() - started < 1.0
+        finally:
+            with contextlib.suppress(EOFError, ConnectionError):
+                await client.disconnect()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        stop_vmm(proc)
+        if passt > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(passt, signal.SIGKILL)

@@ -81,8 +81,9 @@ def _readable(proc: subprocess.Popen[bytes]) -> bool:
     return bool(select.select([proc.stdout], [], [], 0)[0])
 
 
-def stop_vmm(proc: subprocess.Popen[bytes], timeout: float = 10) -> int:
-    """End a VMM started by start_vmm (SIGTERM, then SIGKILL); return its exit status."""
+def stop_vmm(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> int:
+    """End a VMM started by start_vmm, or any child process (SIGTERM, then SIGKILL); return its
+    exit status."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -107,7 +107,19 @@ def test_out_of_range_and_unknown_requests(mem: GuestMemory, image: Path,
     assert request(d, mem, 99, 0, [])[0] == block.VIRTIO_BLK_S_UNSUPP
     status, used = request(d, mem, block.VIRTIO_BLK_T_GET_ID, 0, [Buf(DATA, 20, True)])
     assert (status, used) == (0, 21)
-    assert mem.read(DATA, 20).rstrip(b"\0") == b"disk.raw"
+
+
+def test_get_id_never_reveals_the_host_file_name(mem: GuestMemory, tmp_path: Path,
+                                                 closing: list[VirtioBlock]) -> None:
+    secret = tmp_path / "alice-tax-2026.img"
+    secret.write_bytes(bytes(4096))
+    for serial, want in ((None, block.stable_serial(str(secret))), ("SN-0042", b"SN-0042")):
+        d = attach(mem, VirtioBlock(str(secret), serial=serial), closing)
+        assert request(d, mem, block.VIRTIO_BLK_T_GET_ID, 0, [Buf(DATA, 20, True)])[0] == 0
+        got = mem.read(DATA, 20)
+        assert got == want.ljust(20, b"\0")
+        assert b"alice" not in got and b"tax" not in got and b".img" not in got
+        closing.pop().close()
 
 
 def test_second_writer_is_refused_but_readers_share(image: Path,
@@ -124,12 +136,60 @@ def test_second_writer_is_refused_but_readers_share(image: Path,
         VirtioBlock(str(image))
 
 
-def test_qcow2_and_missing_images_are_refused_with_a_clear_message(tmp_path: Path) -> None:
-    q = tmp_path / "disk.qcow2"
-    q.write_bytes(b"QFI\xfb" + bytes(508))
-    with pytest.raises(DiskImageError, match=r"qcow2.*qemu-img convert -O raw") as e:
-        VirtioBlock(str(q))
-    assert "\n" not in str(e.value)
-    with pytest.raises(DiskImageError, match="does not exist"):
-        VirtioBlock(str(tmp_path / "nope.raw"))
-    assert os.listdir(tmp_path) == ["disk.qcow2"]
+def test_a_raw_disk_that_looks_like_qcow2_is_served_as_raw(
+    mem: GuestMemory, tmp_path: Path, closing: list[VirtioBlock]
+) -> None:
+    """A guest wrote a qcow2 header naming a host file as backing file into its raw disk: the
+    next power-on serves the same bytes back, reads no other file and suggests nothing."""
+    host_secret = tmp_path / "host-secret"
+    host_secret.write_bytes(b"TOP SECRET" * 100)
+    disk = tmp_path / "guest.raw"
+    backing = str(host_secret).encode()
+    header = struct.pack(">4sIQI", b"QFI\xfb", 2, 512, len(backing)) + bytes(492)
+    sector0 = (header[:512] + backing).ljust(1024, b"\0")
+    disk.write_bytes(sector0 + bytes(3072))
+    d = attach(mem, VirtioBlock(str(disk)), closing)
+    assert request(d, mem, block.VIRTIO_BLK_T_IN, 0, [Buf(DATA, 1024, True)]) == (0, 1025)
+    assert mem.read(DATA, 1024) == sector0
+    assert d.t.read(0x100, 8) == 8  # capacity of the raw file, not a qcow2 virtual size
+
+
+def test_missing_images_and_non_files_are_refused_with_one_line(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    cases = {"nope.raw": "does not exist", "dir": "is a directory",
+             "fifo": "is not a regular file or block device"}
+    for name, why in cases.items():
+        for read_only in (False, True):  # a FIFO opened read-only would block without O_NONBLOCK
+            with pytest.raises(DiskImageError, match=f"^disk image {tmp_path / name} {why}$"):
+                VirtioBlock(str(tmp_path / name), read_only=read_only)
+
+
+def test_zero_length_status_descriptor_gets_ioerr_in_the_last_writable_byte(
+    mem: GuestMemory, image: Path, closing: list[VirtioBlock]
+) -> None:
+    d = attach(mem, VirtioBlock(str(image)), closing)
+    mem.write(HDR, struct.pack("<IIQ", block.VIRTIO_BLK_T_IN, 0, 0))
+    mem.fill(DATA, 512, 0xEE)
+    d.queues[0].submit([Buf(HDR, 16, False), Buf(DATA, 512, True), Buf(STATUS, 0, True)])
+    d.kick(0)
+    assert d.queues[0].used_entries() == [(0, 1)]
+    assert mem.read(DATA + 511, 1) == bytes([block.VIRTIO_BLK_S_IOERR])
+    assert mem.read(DATA, 511) == b"\xee" * 511  # no data was read for a malformed request
+    assert not d.needs_reset()
+    # A zero-length descriptor before a proper status byte is harmless padding.
+    status, used = request(d, mem, block.VIRTIO_BLK_T_FLUSH, 0, [Buf(DATA, 0, True)])
+    assert (status, used) == (block.VIRTIO_BLK_S_OK, 1)
+
+
+def test_request_with_no_writable_byte_needs_reset_with_one_log_line(
+    mem: GuestMemory, image: Path, closing: list[VirtioBlock], caplog: pytest.LogCaptureFixture
+) -> None:
+    d = attach(mem, VirtioBlock(str(image)), closing)
+    mem.write(HDR, struct.pack("<IIQ", block.VIRTIO_BLK_T_FLUSH, 0, 0))
+    d.queues[0].submit([Buf(HDR, 16, False), Buf(STATUS, 0, True)])
+    d.kick(0)
+    assert d.needs_reset()
+    assert d.t.stats.internal_errors == 0
+    [line] = [r for r in caplog.records if r.levelname != "DEBUG"]
+    assert "no writable status byte" in line.getMessage() and line.exc_info is None

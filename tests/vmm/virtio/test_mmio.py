@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import struct
+
+import pytest
 
 from tests.vmm.virtio.driver import DATA_BASE, Buf, Driver
 from vmgui.vmm.memory import GuestMemory
@@ -128,3 +131,64 @@ def test_closed_transport_lets_guest_memory_be_unmapped() -> None:
     t.close()
     mem.close()
     assert mem.regions[0].mm.closed  # no ring view kept the mapping alive (reboots would leak RAM)
+
+
+class CountingRng(VirtioRng):
+    activations = 0
+
+    def activate(self, *args: object, **kwargs: object) -> None:
+        type(self).activations += 1
+        super().activate(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_status_cannot_go_backwards_without_a_reset(mem: GuestMemory) -> None:
+    """virtio 1.x §2.1.2: the driver never clears a status bit; only writing 0 resets. Clearing
+    DRIVER_OK and setting it again must not activate the device a second time."""
+    dev = CountingRng()
+    t = VirtioMmioTransport(dev, mem, lambda: None)
+    Driver(t, mem).setup()
+    live = t.read(mmio.REG_STATUS, 4)
+    assert live & mmio.STATUS_DRIVER_OK and dev.activations == 1
+    for backwards in (live & ~mmio.STATUS_DRIVER_OK, mmio.STATUS_ACKNOWLEDGE, live & ~1):
+        t.write(mmio.REG_STATUS, 4, backwards)
+        assert t.read(mmio.REG_STATUS, 4) == live
+    t.write(mmio.REG_STATUS, 4, live)
+    assert dev.activations == 1
+    assert t.stats.ignored_writes == 3
+    t.write(mmio.REG_STATUS, 4, 0)
+    Driver(t, mem).setup()
+    assert dev.activations == 2
+
+
+def test_status_bits_need_their_predecessors(mem: GuestMemory) -> None:
+    t, _ = rng_transport(mem)
+    t.write(mmio.REG_DRIVER_FEATURES_SEL, 4, 1)
+    t.write(mmio.REG_DRIVER_FEATURES, 4, 1)  # VERSION_1: FEATURES_OK is acceptable by itself
+    for skipping in (mmio.STATUS_DRIVER, mmio.STATUS_ACKNOWLEDGE | mmio.STATUS_FEATURES_OK,
+                     mmio.STATUS_ACKNOWLEDGE | mmio.STATUS_DRIVER | mmio.STATUS_DRIVER_OK):
+        t.write(mmio.REG_STATUS, 4, skipping)
+        assert t.read(mmio.REG_STATUS, 4) == 0
+    t.write(mmio.REG_STATUS, 4, mmio.STATUS_FAILED)  # giving up is always allowed
+    assert t.read(mmio.REG_STATUS, 4) == mmio.STATUS_FAILED
+
+
+class ExplodingRng(VirtioRng):
+    def process(self, queue_index: int) -> None:
+        raise IndexError("index out of range")
+
+
+def test_no_exception_escapes_a_device_model(mem: GuestMemory,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A device-model bug breaks that device (DEVICE_NEEDS_RESET, config interrupt) with one
+    log line; the caller (a vCPU or the I/O thread) never sees the exception."""
+    irqs: list[int] = []
+    t = VirtioMmioTransport(ExplodingRng(), mem, lambda: irqs.append(1))
+    d = Driver(t, mem)
+    d.setup()
+    d.queues[0].submit([Buf(DATA_BASE, 64, True)])
+    caplog.set_level(logging.WARNING)
+    t.notify(0)  # the I/O thread's path (ioeventfd), which has no safety net of its own
+    assert d.needs_reset() and irqs == [1]
+    assert t.stats.internal_errors == 1
+    [line] = caplog.records
+    assert "IndexError" in line.getMessage() and line.exc_info is None

@@ -3,6 +3,8 @@ in on the rx queue (we only ever talk to passt itself)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import struct
 import time
 from pathlib import Path
@@ -15,7 +17,12 @@ from vmgui.vmm.memory import GuestMemory
 from vmgui.vmm.virtio.iothread import IoThread
 from vmgui.vmm.virtio.mmio import VirtioMmioTransport
 from vmgui.vmm.virtio.net import NET_HDR_SIZE, VirtioNet, parse_mac, stable_mac
-from vmgui.vmm.virtio.net_backends import NetBackendError, PasstBackend, open_backend
+from vmgui.vmm.virtio.net_backends import (
+    NetBackendError,
+    PasstBackend,
+    TapBackend,
+    open_backend,
+)
 
 GUEST_IP = bytes([192, 0, 2, 2])
 ROUTER_IP = bytes([192, 0, 2, 1])
@@ -126,3 +133,33 @@ def test_a_passt_that_cannot_start_is_reported_with_its_reason(tmp_path: Path) -
         )
     finally:
         backend.close()
+
+
+def test_a_tap_write_error_returns_every_tx_buffer_and_logs_one_line(
+    mem: GuestMemory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The TAP fd fails every write with an errno nobody anticipated (EPIPE here, through a
+    real pipe whose reader is gone): each frame is dropped, each TX buffer still goes back to
+    the guest, the device keeps working, and the log gets one line, not a traceback per kick."""
+    r, w = os.pipe()
+    os.close(r)
+    tap = TapBackend.__new__(TapBackend)  # the fd of a TAP device, minus /dev/net/tun
+    tap.fd, tap.name, tap.dropped, tap.send_errors = w, "vmgtap0", 0, set()
+    net = VirtioNet(tap, stable_mac("x"))
+    t = VirtioMmioTransport(net, mem, lambda: None)
+    caplog.set_level(logging.WARNING)
+    try:
+        d = Driver(t, mem)
+        d.setup()
+        tx = d.queues[1]
+        mem.write(DATA_BASE + NET_HDR_SIZE, arp_request(stable_mac("x")))
+        for _ in range(3):
+            tx.submit([Buf(DATA_BASE, NET_HDR_SIZE + 60, False)])
+            d.kick(1)
+        assert len(tx.used_entries()) == 3
+        assert (net.tx_frames, net.tx_dropped, tap.dropped) == (0, 3, 3)
+        assert not d.needs_reset() and t.stats.internal_errors == 0
+        [line] = caplog.records
+        assert "vmgtap0" in line.getMessage() and line.exc_info is None
+    finally:
+        t.close()

@@ -10,7 +10,7 @@ from vmgui.vmm.cli import build_parser, config_from_args
 from vmgui.vmm.errors import VmmError
 from vmgui.vmm.virtio.attach import cmdline
 from vmgui.vmm.virtio.block import VirtioBlock
-from vmgui.vmm.virtio.options import parse_disk
+from vmgui.vmm.virtio.options import DiskSpec, parse_disk
 from vmgui.vmm.virtio.rng import VirtioRng
 
 
@@ -40,6 +40,8 @@ def test_defaults_give_only_rng_and_disks_come_first(tmp_path: Path) -> None:
         (("--mac", "52:54:00:12:34:56"), "--mac needs a network"),
         (("--net", "passt", "--mac", "nope"), "--mac: invalid MAC address 'nope'"),
         (("--disk", ",ro"), "--disk ',ro': missing image path"),
+        (("--disk", "a.img,format=qcow2"), "--disk 'a.img,format=qcow2': format 'qcow2' is not"),
+        (("--disk", "a.img,serial=" + "x" * 21), "--disk 'a.img,serial=xxxxxxxxxxxxxxxxxxxxx': serial"),
     ],
 )
 def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str) -> None:
@@ -49,7 +51,8 @@ def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str) ->
 
 
 def test_disk_spec_and_kernel_cmdline_syntax() -> None:
-    assert parse_disk("/x/y.img") == ("/x/y.img", False)
-    assert parse_disk("/x/y.img,ro") == ("/x/y.img", True)
+    assert parse_disk("/x/y.img") == DiskSpec("/x/y.img", False)
+    assert parse_disk("/x/y.img,ro") == DiskSpec("/x/y.img", True)
+    assert parse_disk("/x/y.qcow2,format=raw,serial=ABC") == DiskSpec("/x/y.qcow2", False, "raw", "ABC")
     assert cmdline(2) == ("virtio_mmio.device=4K@0xd0000000:5 "
                           "virtio_mmio.device=4K@0xd0001000:6")

@@ -10,6 +10,6 @@ How the machine uses it (board.py): `add_virtio_devices(vm, mem, mmio_bus, cfg.v
 the legacy devices and before loading the kernel; its `.cmdline` (virtio_mmio.device=...) is
 appended to the kernel command line (PVH: hvm_start_info), and the ACPI DSDT does not list the
 devices again; `.close()` after the vCPUs stopped and before the VM fd closes. It raises
-VmmError (one line) for an image that is missing, qcow2 or locked by another VM, or a network
+VmmError (one line) for an image that is missing, not a file or in use by another VM, or a network
 backend that cannot start.
 """

@@ -5,28 +5,34 @@ Guest-visible contract: one request queue of MAX_QUEUE_SIZE entries. Features: S
 BLK_SIZE (512) and RO for read-only disks. Config: capacity in 512-byte sectors, size_max,
 seg_max, blk_size. Requests: IN, OUT, FLUSH (fsync on the host), GET_ID (20-byte serial).
 A request outside the image, over the limits, or a write to a read-only disk is answered
-VIRTIO_BLK_S_IOERR; an unknown type VIRTIO_BLK_S_UNSUPP. A malformed descriptor chain is a
-QueueError (the transport marks the device DEVICE_NEEDS_RESET).
+VIRTIO_BLK_S_IOERR; an unknown type VIRTIO_BLK_S_UNSUPP. The status byte is the last byte of the
+last device-writable descriptor; a malformed request (short header, a status descriptor of
+length 0) gets VIRTIO_BLK_S_IOERR in the last writable byte. A chain with no writable byte at
+all cannot be answered: QueueError, and the transport marks the device DEVICE_NEEDS_RESET.
 
 Data moves with os.preadv/os.pwritev straight between the image and guest buffers (no copy).
 Threading: requests run where the transport calls process() -- the device's I/O thread when the
 machine wires an ioeventfd, so vCPUs never wait on the disk.
 
-The image is raw only (qcow2 is refused with the conversion command) and locked with flock:
-LOCK_EX for read-write, LOCK_SH for read-only, so two VMs can never write one image.
+The image is raw (its content is never probed: see image.py) and locked with QEMU's OFD lock
+bytes, so neither another built-in VM nor a QEMU/libvirt VM can write it at the same time.
+GET_ID answers the configured serial, or one derived from a hash: never the host file name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import hashlib
 import os
 import struct
 from collections.abc import Callable
 
 from vmgui.vmm.virtio import buffers
-from vmgui.vmm.virtio.device import VIRTIO_ID_BLOCK, DeviceSetupError, VirtioDevice
-from vmgui.vmm.virtio.queue import MAX_QUEUE_SIZE, DescriptorChain
+from vmgui.vmm.virtio.device import VIRTIO_ID_BLOCK, VirtioDevice
+from vmgui.vmm.virtio.image import DiskImageError, open_image
+from vmgui.vmm.virtio.queue import MAX_QUEUE_SIZE, DescriptorChain, QueueError
+
+__all__ = ["DiskImageError", "VirtioBlock", "stable_serial"]
 
 SECTOR_SIZE = 512
 #: Largest data segment (one descriptor) a request may carry; advertised as size_max.
@@ -35,7 +41,6 @@ BLK_SIZE_MAX = 1 << 20
 BLK_SEG_MAX = 126
 ID_BYTES = 20
 REQUEST_HEADER_SIZE = 16
-QCOW2_MAGIC = b"QFI\xfb"
 
 VIRTIO_BLK_F_SIZE_MAX = 1 << 1
 VIRTIO_BLK_F_SEG_MAX = 1 << 2
@@ -55,38 +60,11 @@ VIRTIO_BLK_S_UNSUPP = 2
 _HEADER = struct.Struct("<IIQ")
 
 
-class DiskImageError(DeviceSetupError):
-    """A disk image that cannot be attached; the message is one line for the user."""
-
-
-def open_image(path: str, read_only: bool) -> int:
-    """Open and lock a raw image; DiskImageError explains any refusal."""
-    flags = (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise DiskImageError(f"disk image {path} does not exist") from None
-    except PermissionError:
-        hint = "" if read_only else " (attach it read-only with ',ro')"
-        raise DiskImageError(f"disk image {path}: permission denied{hint}") from None
-    except IsADirectoryError:
-        raise DiskImageError(f"disk image {path} is a directory") from None
-    except OSError as e:
-        raise DiskImageError(f"disk image {path}: {e.strerror}") from None
-    try:
-        if os.pread(fd, 4, 0) == QCOW2_MAGIC:
-            raise DiskImageError(
-                f"disk image {path} is qcow2; only raw images are supported: "
-                f"qemu-img convert -O raw {path} {os.path.splitext(path)[0]}.raw"
-            )
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DiskImageError(f"disk image {path} is in use by another VM") from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+def stable_serial(seed: str) -> bytes:
+    """A 20-byte GET_ID serial from `seed` (VM name + disk slot) that reveals nothing of it."""
+    return b"vmgui-" + hashlib.sha256(seed.encode(errors="surrogateescape")).hexdigest()[
+        : ID_BYTES - 6
+    ].encode()
 
 
 def _full(op: Callable[[int, list[memoryview], int], int], fd: int,
@@ -113,7 +91,7 @@ class VirtioBlock(VirtioDevice):
         self.read_only = read_only
         self.fd = open_image(path, read_only)
         self.capacity = os.lseek(self.fd, 0, os.SEEK_END) // SECTOR_SIZE
-        ident = (serial if serial is not None else os.path.basename(path)).encode()
+        ident = serial.encode(errors="replace") if serial is not None else stable_serial(path)
         self.serial = ident[:ID_BYTES].ljust(ID_BYTES, b"\0")
         self.requests = 0
         self.io_errors = 0
@@ -144,11 +122,15 @@ class VirtioBlock(VirtioDevice):
         """Run one request; returns the bytes written into guest buffers (data + status)."""
         self.requests += 1
         header, data_out = buffers.split(chain.readable, REQUEST_HEADER_SIZE)
-        data_in, status = buffers.split_tail(chain.writable, 1)
-        if buffers.total(status) != 1:
-            return 0  # nowhere to put a status: complete with nothing written
-        if buffers.total(header) < REQUEST_HEADER_SIZE:
-            status[0][0] = VIRTIO_BLK_S_IOERR
+        data_in, status_views = buffers.split_tail(chain.writable, 1)
+        status = next((v for v in status_views if len(v)), None)
+        if status is None:
+            raise QueueError(f"block request {chain.head} has no writable status byte")
+        if buffers.total(header) < REQUEST_HEADER_SIZE or not chain.writable[-1]:
+            # A short header, or a status descriptor of length 0: answer in the last byte the
+            # guest let us write.
+            self.io_errors += 1
+            status[0] = VIRTIO_BLK_S_IOERR
             return 1
         kind, _, sector = _HEADER.unpack(buffers.gather(header))
         written = 0
@@ -166,7 +148,7 @@ class VirtioBlock(VirtioDevice):
             code = VIRTIO_BLK_S_UNSUPP
         if code == VIRTIO_BLK_S_IOERR:
             self.io_errors += 1
-        status[0][0] = code
+        status[0] = code
         return written + 1
 
     def _transfer(self, views: list[memoryview], sector: int,
@@ -198,5 +180,5 @@ class VirtioBlock(VirtioDevice):
     def close(self) -> None:
         if self.fd >= 0:
             with contextlib.suppress(OSError):
-                os.close(self.fd)  # closing drops the flock
+                os.close(self.fd)  # closing drops the lock bytes
             self.fd = -1

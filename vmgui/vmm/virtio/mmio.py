@@ -7,9 +7,16 @@ driver must accept it) and VIRTIO_F_RING_EVENT_IDX. Interrupt status bit 0 = use
 bit 1 = configuration change; the line is pulsed through the injected `interrupt()` callback
 (the machine writes an irqfd eventfd; tests count calls).
 
+Status follows the spec's state machine (virtio 1.x §2.1, §3.1.1): without a reset (writing 0)
+the driver can only add bits, in order ACKNOWLEDGE -> DRIVER -> FEATURES_OK -> DRIVER_OK
+(FAILED at any time); any other write is ignored and counted, so a device can never go back
+and be activated twice.
+
 On a QueueError (or any guest-memory error) the transport sets DEVICE_NEEDS_RESET, raises a
 configuration-change interrupt, and the device stops touching its queues until the driver writes
-0 to Status. The VMM and other devices keep running.
+0 to Status. Any other exception from a device model (our bug, or a host error nobody
+anticipated) ends the same way and is counted as an internal error: nothing escapes a device
+model, and each failure is one log line. The VMM and other devices keep running.
 
 Threading: register accesses arrive on vCPU threads; `notify()` arrives on the device's I/O
 thread (ioeventfd) or a vCPU thread (no ioeventfd). One lock per transport serializes device
@@ -80,6 +87,14 @@ STATUS_DRIVER_OK = 4
 STATUS_FEATURES_OK = 8
 STATUS_DEVICE_NEEDS_RESET = 0x40
 STATUS_FAILED = 0x80
+#: Each status bit and the bit that must already be set for it (virtio 1.x §3.1.1).
+STATUS_PREREQUISITES = (
+    (STATUS_DRIVER, STATUS_ACKNOWLEDGE),
+    (STATUS_FEATURES_OK, STATUS_DRIVER),
+    (STATUS_DRIVER_OK, STATUS_FEATURES_OK),
+)
+STATUS_DRIVER_BITS = (STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK
+                      | STATUS_FAILED)
 
 INT_USED_BUFFER = 1
 INT_CONFIG_CHANGE = 2
@@ -296,25 +311,28 @@ class VirtioMmioTransport:
         elif offset == REG_QUEUE_DEVICE_HIGH:
             q.device_addr = (q.device_addr & 0xFFFF_FFFF) | (value << 32)
 
+    def _status_allowed(self, value: int) -> bool:
+        """The spec's state machine: only add bits, each after its prerequisite."""
+        if value & ~STATUS_DRIVER_BITS or value & self.status != self.status:
+            return False
+        return all(not value & bit or value & need for bit, need in STATUS_PREREQUISITES)
+
     def _write_status(self, value: int) -> None:
         if value == 0:
             self.reset()
             return
-        value &= 0xFF & ~STATUS_DEVICE_NEEDS_RESET
+        value &= ~STATUS_DEVICE_NEEDS_RESET
         if value & STATUS_FEATURES_OK and not self.status & STATUS_FEATURES_OK:
             offered = self.device_features
             if self.driver_features & ~offered or not self.driver_features & VIRTIO_F_VERSION_1:
-                value &= ~STATUS_FEATURES_OK  # refused: the driver reads back FEATURES_OK clear
-        if (
-            value & STATUS_DRIVER_OK
-            and not self.status & STATUS_DRIVER_OK
-            and value & STATUS_FEATURES_OK
-            and not self.broken
-        ):
-            self.status = value
-            self.device.activate(self.queues, self._used, self.driver_features)
+                value &= ~(STATUS_FEATURES_OK | STATUS_DRIVER_OK)  # refused: reads back clear
+        if not self._status_allowed(value):
+            self.stats.ignored_writes += 1
             return
+        activate = value & STATUS_DRIVER_OK and not self.status & STATUS_DRIVER_OK
         self.status = value
+        if activate and not self.broken:
+            self.device.activate(self.queues, self._used, self.driver_features)
 
     # --- config space ----------------------------------------------------------------------
 
@@ -353,6 +371,10 @@ class VirtioMmioTransport:
                 handler()
             except (QueueError, GuestMemoryError) as e:
                 self._fail(e)
+            except Exception as e:  # a device-model bug: the device breaks, never the VMM
+                self.stats.internal_errors += 1
+                _log().debug("virtio device %d failed", self.device.device_id, exc_info=True)
+                self._fail(f"internal error: {type(e).__name__}: {e}")
 
     def fds(self) -> list[FdHandler]:
         """The device's host fds, with handlers wrapped like notify()."""
@@ -372,7 +394,7 @@ class VirtioMmioTransport:
         self.stats.interrupts += 1
         self._interrupt()
 
-    def _fail(self, error: Exception) -> None:
+    def _fail(self, error: Exception | str) -> None:
         self.stats.failures += 1
         self.stats.last_error = str(error)
         if self.stats.failures <= MAX_LOGGED_FAILURES:  # a guest looping reset/fail must not flood

@@ -1,10 +1,11 @@
 """Where virtio-net frames go on the host: a passt process, or an existing TAP device.
 
 Both backends are non-blocking: the device's I/O thread polls `fileno()`, and `recv_frames()`
-returns whatever complete Ethernet frames are ready. A TAP send that would block drops the frame
-(a NIC under load drops too); a passt send blocks until passt takes the whole frame, because a
-partial frame would desynchronise its stream. When the far end goes away, poll reports POLLHUP
-and the I/O thread stops watching the fd.
+returns whatever complete Ethernet frames are ready. A TAP send that fails for any reason (would
+block, interface down, ...) drops the frame, as a NIC under load does; each reason is logged as
+one line the first time, never once per frame. A passt send blocks until passt takes the whole
+frame, because a partial frame would desynchronise its stream. When the far end goes away, poll
+reports POLLHUP and the I/O thread stops watching the fd.
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ class TapBackend:
         self.fd = fd
         self.name = name
         self.dropped = 0
+        self.send_errors: set[int] = set()  # errnos already logged
 
     def fileno(self) -> int:
         return self.fd
@@ -197,9 +199,13 @@ class TapBackend:
         try:
             os.write(self.fd, frame)
         except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EIO, errno.ENOBUFS, errno.EINVAL):
-                raise
             self.dropped += 1
+            if e.errno not in self.send_errors and e.errno != errno.EAGAIN:
+                self.send_errors.add(e.errno or 0)
+                import logging  # noqa: PLC0415 - only this error path logs
+
+                logging.getLogger(__name__).warning(
+                    "TAP device %s: cannot send (%s); dropping frames", self.name, e.strerror)
             return False
         return True
 

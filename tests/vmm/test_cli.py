@@ -117,3 +117,34 @@ def test_bad_option(build_guest: Build, option: str, value: str, pattern: str) -
     need_kvm()
     r = run_vmm("--kernel", build_guest("hello"), option, value)
     one_line_error(r, pattern)
+
+
+NON_UTF8 = os.fsdecode(b"\xff-name")
+
+
+@pytest.mark.parametrize(
+    ("make", "option", "value", "pattern"),
+    [
+        ("fifo", "--disk", "{p}", r"disk image .*fifo is not a regular file or block device$"),
+        ("fifo", "--disk", "{p},ro", r"disk image .*fifo is not a regular file or block device$"),
+        ("dir", "--disk", "{p}", r"disk image .*dir is a directory$"),
+        ("fifo", "--serial", "file:{p}", r"--serial file:.*fifo: not a regular file"),
+        ("dir", "--serial", "file:{p}", r"--serial file:.*dir: is a directory$"),
+        ("fifo", "--log", "{p}", r"--log .*fifo: not a regular file"),
+        ("fifo-" + NON_UTF8, "--disk", "{p},ro", r"disk image .*fifo-\ufffd-name is not a regular"),
+        ("dir-" + NON_UTF8, "--serial", "file:{p}", r"--serial file:.*dir-\ufffd-name: is a dir"),
+    ],
+)
+def test_special_files_are_one_line_and_never_block_start_up(
+    build_guest: Build, tmp_path: Path, make: str, option: str, value: str, pattern: str
+) -> None:
+    """A FIFO would block open() (and with it SIGTERM) before the VM runs; a directory or a
+    non-UTF-8 name used to end in a traceback. Each is one line, at once."""
+    need_kvm()
+    p = tmp_path / make
+    if make.startswith("fifo"):
+        os.mkfifo(p)
+    else:
+        p.mkdir()
+    r = run_vmm("--kernel", build_guest("hello"), option, value.format(p=p))
+    one_line_error(r, pattern)

@@ -20,9 +20,11 @@ from vmgui.vmm.config import (
     MIN_MEMORY,
     MachineConfig,
     SerialSink,
+    check_output_file,
     format_size,
     parse_framebuffer,
     parse_size,
+    printable,
 )
 from vmgui.vmm.errors import EXIT_ERROR, EXIT_USAGE, VmmError
 from vmgui.vmm.record import TYPE_CHECKING
@@ -64,7 +66,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{PROG}: {message}\n")
+        sys.stderr.write(f"{PROG}: {printable(message)}\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -182,6 +184,7 @@ def log_to_file(path: str) -> Any:
     global logging_configured, log_file
     import logging  # noqa: PLC0415 - only with --log: logging costs start-up time
 
+    check_output_file(path, f"--log {path}")
     try:
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError as e:
@@ -219,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return Machine(cfg, early).run()
     except VmmError as e:
-        sys.stderr.write(f"{PROG}: {e}\n")
+        sys.stderr.write(f"{PROG}: {printable(str(e))}\n")
         if logging_configured:
             _log().error("%s", e)
         return e.exit_status

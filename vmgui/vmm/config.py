@@ -100,6 +100,33 @@ class MachineConfig:
             raise VmmError(f"--on-reboot {self.on_reboot!r}: expected stop or restart")
         if len(self.virtio) > layout.VIRTIO_MAX_DEVICES:
             raise VmmError(f"at most {layout.VIRTIO_MAX_DEVICES} virtio devices")
+        for sink in self.serial:
+            if sink.kind == "file":
+                check_output_file(sink.path, f"--serial file:{sink.path}")
+
+
+def check_output_file(path: str, what: str) -> None:
+    """A file the VMM appends to must be absent, a regular file or a character device (such as
+    /dev/null): checked with stat, which never blocks, so a FIFO or a directory is one line
+    instead of an open() that hangs start-up (and SIGTERM with it) or a traceback."""
+    import stat  # noqa: PLC0415 - only for file outputs
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise VmmError(f"{what}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise VmmError(f"{what}: is a directory")
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        raise VmmError(f"{what}: not a regular file (a FIFO or socket would block the VM)")
+
+
+def printable(text: str) -> str:
+    """`text` with undecodable file-name bytes (surrogate escapes) shown as U+FFFD, so a
+    message about a non-UTF-8 file name is still one clean line."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def max_cpus() -> int:

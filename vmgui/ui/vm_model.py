@@ -99,6 +99,11 @@ class VmTableModel(QAbstractTableModel):
     # neighbours (~5 Python data() calls per row, 80 ms for 1,000 rows) although a tick never
     # changes what the filter or the name/state/host sort looks at. VmFilterProxy relays it.
     stats_changed = Signal(int, int)
+    # Before any row of a remove() goes (views have not reacted yet) and after all went:
+    # the keys concerned. The selection logic needs the "before": by the time rowsAboutToBeRemoved
+    # reaches a slot connected after the proxy's, the view has already moved its selection.
+    removing = Signal(list)
+    removed = Signal(list)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -289,9 +294,11 @@ class VmTableModel(QAbstractTableModel):
             self.endInsertRows()
 
     def remove(self, keys: Iterable[VmKey]) -> None:
-        rows = sorted((self._index[k] for k in set(keys) if k in self._index), reverse=True)
+        going = [k for k in dict.fromkeys(keys) if k in self._index]
+        rows = sorted((self._index[k] for k in going), reverse=True)
         if not rows:
             return
+        self.removing.emit(going)
         # Remove contiguous runs with one signal each, from the bottom so row numbers hold.
         start = end = rows[0]
         for r in rows[1:] + [-2]:
@@ -307,6 +314,7 @@ class VmTableModel(QAbstractTableModel):
                 self._index[(self._rows[i].info.connection, self._rows[i].info.vm_id)] = i
             self.endRemoveRows()
             start = end = r
+        self.removed.emit(going)
 
     def replace_connection(self, connection: str, vms: list[VmInfo]) -> None:
         """Make this connection's rows exactly `vms` (after a (re)connect lists them afresh)."""

@@ -10,6 +10,7 @@ import pytest
 from tests.support import need_kvm
 from vmgui.vmm import kvm
 from vmgui.vmm.boot.cpu_state import CR0_PE, CpuState, Segment
+from vmgui.vmm.cpuid import guest_cpuid
 from vmgui.vmm.vcpu_setup import (
     APIC_LVT_LINT0,
     APIC_LVT_LINT1,
@@ -71,4 +72,46 @@ def test_a_rejected_msr_does_not_stop_the_rest(vm: tuple[kvm.Kvm, kvm.VmFd]) -> 
     sysenter_cs, sysenter_esp, bogus = 0x174, 0x175, 0x4000_0FFF
     set_msrs(fd, {sysenter_cs: 0x10, bogus: 1, sysenter_esp: 0x2000})
     assert fd.get_msrs([sysenter_cs, sysenter_esp]) == {sysenter_cs: 0x10, sysenter_esp: 0x2000}
+    fd.close()
+
+
+def leaf(table: list[kvm.kvm_cpuid_entry2], function: int, index: int = 0) -> kvm.kvm_cpuid_entry2:
+    [e] = [e for e in table if (e.function, e.index) == (function, index)]
+    return e
+
+
+def entry(function: int, index: int = 0, eax: int = 0, ebx: int = 0, ecx: int = 0,
+          edx: int = 0) -> kvm.kvm_cpuid_entry2:
+    e = kvm.kvm_cpuid_entry2()
+    e.function, e.index, e.eax, e.ebx, e.ecx, e.edx = function, index, eax, ebx, ecx, edx
+    return e
+
+
+def test_guest_cpuid_drops_amx_and_avx10_unless_granted() -> None:
+    """What a Sapphire/Granite Rapids host's KVM_GET_SUPPORTED_CPUID lists (the leaves that broke
+    the round-trip test there), built into a guest table with and without AMX permission."""
+    amx_bits = (1 << 22) | (1 << 24) | (1 << 25)
+    host = [entry(0x0, eax=0x24), entry(0x7, 0, eax=1, edx=amx_bits | 1 << 4),
+            entry(0x7, 1, edx=1 << 19), entry(0xD, 0, eax=0x602E7), entry(0xD, 17, eax=64),
+            entry(0xD, 18, eax=8192), entry(0x1D, 0, eax=1), entry(0x1E, 0, ebx=0x4002),
+            entry(0x24, 0, ebx=0x70002), entry(0x40000000), entry(0x80000000, eax=0x80000008)]
+    plain = guest_cpuid(host, xfeature_permission=0x2E7)
+    assert {(e.function, e.index) for e in plain} == {
+        (0x0, 0), (0x7, 0), (0x7, 1), (0xD, 0), (0x40000000, 0), (0x80000000, 0)}
+    assert leaf(plain, 0x0).eax == 0xD  # the highest basic leaf left
+    assert leaf(plain, 0x7).edx == 1 << 4 and leaf(plain, 0x7, 1).edx == 0
+    assert leaf(plain, 0xD).eax == 0x2E7
+    granted = guest_cpuid(host, xfeature_permission=0x602E7)
+    assert {0x1D, 0x1E} <= {e.function for e in granted} and 0x24 not in {e.function for e in granted}
+    assert leaf(granted, 0x7).edx & amx_bits == amx_bits and leaf(granted, 0xD).eax == 0x602E7
+    assert leaf(host, 0x7).edx & amx_bits  # the input is unchanged
+
+
+def test_this_hosts_guest_cpuid_round_trips_through_kvm(vm: tuple[kvm.Kvm, kvm.VmFd]) -> None:
+    """KVM keeps the CPUID table it accepted: every leaf we set is the leaf we read back."""
+    system, machine = vm
+    fd = machine.create_vcpu(0)
+    table = vcpu_cpuid(system.get_supported_cpuid(), 0)
+    fd.set_cpuid2(table)
+    assert {(e.function, e.index) for e in fd.get_cpuid2()} == {(e.function, e.index) for e in table}
     fd.close()

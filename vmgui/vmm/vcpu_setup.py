@@ -1,6 +1,6 @@
 """Put a fresh vCPU into the state a PC's CPU has at power-on, and the boot vCPU at its entry.
 
-CPUID starts from KVM_GET_SUPPORTED_CPUID; each vCPU gets its own APIC ID (leaf 1 EBX[31:24],
+CPUID starts from KVM_GET_SUPPORTED_CPUID, trimmed to what a guest can use (cpuid.py); each vCPU gets its own APIC ID (leaf 1 EBX[31:24],
 leaf 0xB/0x1F EDX) and the hypervisor bit. LAPIC LINT0 is ExtINT (the 8259 PIC reaches the BSP
 the way the MP table and MADT describe) and LINT1 NMI. MSRs get the values Linux expects of a
 firmware (fast strings on, MTRRs enabled with write-back default). The boot CpuState from a
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from vmgui.vmm import kvm
 from vmgui.vmm.boot.cpu_state import CpuState, DescriptorTable, Segment
+from vmgui.vmm.cpuid import guest_cpuid
 
 # CPUID
 _LEAF_FEATURES = 0x1
@@ -62,15 +63,13 @@ MXCSR_DEFAULT = 0x1F80
 
 def vcpu_cpuid(supported: list[kvm.kvm_cpuid_entry2], apic_id: int) -> list[kvm.kvm_cpuid_entry2]:
     """The supported CPUID leaves adjusted for one vCPU (copies; `supported` is unchanged)."""
-    out: list[kvm.kvm_cpuid_entry2] = []
-    for src in supported:
-        e = kvm.kvm_cpuid_entry2.from_buffer_copy(bytes(src))
+    out = guest_cpuid(supported)
+    for e in out:
         if e.function == _LEAF_FEATURES:
             e.ebx = (e.ebx & 0x00FFFFFF) | (apic_id << 24)
             e.ecx |= _ECX_HYPERVISOR
         elif e.function in (_LEAF_TOPOLOGY, _LEAF_TOPOLOGY_V2):
             e.edx = apic_id
-        out.append(e)
     return out
 
 

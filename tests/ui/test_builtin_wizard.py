@@ -175,7 +175,7 @@ def test_demo_builds_its_grub_iso_and_defines_the_vm(
     assert wizard.created is not None
     settings = qt_loop.run_until_complete(backend.get_settings(wizard.created.vm_id))
     iso = Path(settings.cdroms[0].media)
-    assert iso.is_file() and iso.is_relative_to(builtin_env.data.parent / "cache")
+    assert iso.is_file() and iso.is_relative_to(builtin_env.data.parent / "xdg-cache")
 
 
 def test_demo_linux_is_refused_with_its_reason_on_an_emulated_host(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from vmgui.backends.builtin import checks
 from vmgui.backends.builtin.definitions import Definition, DefinitionStore
 from vmgui.backends.builtin.paths import definitions_dir
 from vmgui.model import DiskConfig, VmConfig, VmState
+from vmgui.vmm.virtio.image import lock_image
 
 Build = Callable[..., Path]
 
@@ -114,6 +116,18 @@ def test_two_vms_on_one_disk_second_is_not_started(
                 await backend.start(second.vm_id)
             assert (await wait_state(backend, second.vm_id, VmState.SHUTOFF, 1)).reason == ""
             assert len(builtin_env.vmm_pids()) == 1
+            await backend.force_off(first.vm_id)
+            await wait_state(backend, first.vm_id, VmState.SHUTOFF)
+            # Another program (here: this test, with the VMM's own lock) holds the image.
+            fd = os.open(disk, os.O_RDWR)
+            try:
+                lock_image(fd, str(disk), read_only=False)
+                with pytest.raises(BackendError, match="in use by another program"):
+                    await backend.start(second.vm_id)
+            finally:
+                os.close(fd)
+            await backend.start(first.vm_id)
+            await wait_state(backend, first.vm_id, VmState.RUNNING)
             # A new backend (another app instance) knows only the lock on the image.
             other = await connected()
             await other.force_off(first.vm_id)

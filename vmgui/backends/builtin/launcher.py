@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import logging
 import os
 import subprocess
@@ -141,17 +140,20 @@ def disk_users(path: str, others: list[Definition]) -> list[Definition]:
 
 
 def disk_locked(path: str, read_only: bool) -> bool:
-    """True when another process holds the image's lock (the VMM flocks every image it opens)."""
+    """True when another process holds the image's lock (the VMM's own QEMU-style OFD lock
+    bytes, so QEMU and libvirt VMs count too); probing takes and drops the lock at once."""
+    from vmgui.vmm.virtio.image import DiskImageError, lock_image  # noqa: PLC0415
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return False  # missing or unreadable: the start check reports it
     try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        lock_image(fd, path, read_only)
+    except DiskImageError as exc:
+        return "in use" in str(exc)
     finally:
-        os.close(fd)  # drops our probe lock
+        os.close(fd)  # drops our probe's lock bytes
     return False
 
 

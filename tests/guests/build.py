@@ -83,7 +83,10 @@ def build_guest(name: str, extra_cflags: tuple[str, ...] = (), out_dir: Path | N
     if gcc is None:
         raise GuestBuildError("gcc is not installed (./setup.sh test installs gcc-multilib)")
     sources = [*RUNTIME_SOURCES, *guest_source(name)]
-    args = [*CFLAGS, *extra_cflags, *layout_defines(), f"-I{RUNTIME_DIR}"]
+    cflags = CFLAGS
+    if any(f.startswith("-Wl,-Ttext=") for f in extra_cflags):  # the other common link recipe
+        cflags = tuple(f for f in CFLAGS if not f.startswith("-Wl,-Ttext-segment="))
+    args = [*cflags, *extra_cflags, *layout_defines(), f"-I{RUNTIME_DIR}"]
     h = hashlib.sha256(_gcc_version(gcc))
     for a in args:
         h.update(a.encode() + b"\0")

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import need_tool
+from tests.support import need_kvm, need_tool
 from tests.vmm.boot.elf_images import make_elf, xen_entry_note
+from tests.vmm.vmm_process import run_vmm
 from vmgui.vmm import layout
-from vmgui.vmm.boot import BootError, build_e820, detect_kernel, load_pvh
+from vmgui.vmm.acpi import build_acpi
+from vmgui.vmm.boot import BootError, build_e820, detect_kernel, elf, load_pvh
 from vmgui.vmm.boot.cpu_state import CR0_PE, CR0_PG
 from vmgui.vmm.memory import GuestMemory
 
@@ -108,7 +110,12 @@ def _segment_past_file() -> bytes:
             lambda: make_elf([(0x1F0_0000, CODE, 0x20_0000)], xen_entry_note(ENTRY)),
             "outside guest RAM",
         ),
-        (lambda: make_elf([(0x8000, CODE, len(CODE))], xen_entry_note(ENTRY)), "below 1 MiB"),
+        (lambda: make_elf([(0x5F00, CODE, len(CODE))], xen_entry_note(ENTRY)),
+         "overlaps the VMM's PVH start info and memory map at 0x6000-"),
+        (lambda: make_elf([(0x100000, CODE, len(CODE))], xen_entry_note(0x100000 + len(CODE))),
+         "PVH entry point 0x101000 is outside the kernel's loaded segments"),
+        (lambda: make_elf([(0x100000, CODE, 0x2000)], xen_entry_note(0x101800)),
+         "PVH entry point 0x101800 is outside"),  # in the segment, but in its zeroed tail
         (lambda: make_elf([(0x100000, CODE, 16)], xen_entry_note(ENTRY)), "file size larger"),
         (_truncated_phdrs, "truncated"),
         (_many_phdrs, "program headers"),
@@ -123,11 +130,39 @@ def test_hostile_images(make_mem: MakeMem, image: Callable[[], bytes], message: 
         load_pvh(mem, image(), "")
 
 
-def test_segment_below_1mib_says_how_to_fix(make_mem: MakeMem) -> None:
-    # What `ld -Ttext=0x100000` produces: the ELF headers in their own segment at 0xff000.
+def test_headers_segment_below_1mib_loads_as_qemu_loads_it(make_mem: MakeMem) -> None:
+    """What `ld -Ttext=0x100000` produces: the ELF headers in their own segment at 0xff000,
+    under the (e820-reserved) BIOS area. QEMU loads it; so do we, next to the ACPI tables."""
+    mem = make_mem(MEMORY)
+    rsdp = build_acpi(mem, 1)
     data = make_elf([(0xFF000, b"hdrs", 4), (0x100000, CODE, len(CODE))], xen_entry_note(ENTRY))
-    with pytest.raises(BootError, match=r"segment 0 at 0xff000\+0x4 overlaps the boot area"):
-        load_pvh(make_mem(MEMORY), data, "")
+    state = load_pvh(mem, data, "", rsdp_addr=rsdp)
+    assert mem.read(0xFF000, 4) == b"hdrs" and state.rip == ENTRY
+    assert mem.read(rsdp, 8) == b"RSD PTR "
+
+
+def test_a_real_collision_names_the_structure(make_mem: MakeMem) -> None:
+    mem = make_mem(MEMORY)
+    rsdp = build_acpi(mem, 1)
+    cases = [(rsdp + 0x40, r"the VMM's ACPI tables at 0xe0000-0xe0"),
+             (layout.MPTABLE, r"the VMM's MP table at 0x9fc00-0xa0000"),
+             (layout.CMDLINE, r"the VMM's kernel command line at 0x20000-0x20006"),
+             (layout.BOOT_GDT, r"the VMM's boot GDT and IDT")]
+    for addr, message in cases:
+        data = make_elf([(addr, b"x" * 16, 16), (0x100000, CODE, len(CODE))], xen_entry_note(ENTRY))
+        with pytest.raises(BootError, match=rf"segment 0 at {addr:#x}\+0x10 overlaps {message}"):
+            load_pvh(mem, data, "hello", rsdp_addr=rsdp)
+
+
+def test_ttext_linked_guest_boots_like_under_qemu(build_guest: Callable[..., Path]) -> None:
+    """A test guest linked with the common -Wl,-Ttext=0x100000 recipe (headers at 0xff000)."""
+    need_kvm()
+    guest = build_guest("hello", ("-Wl,-Ttext=0x100000",))
+    segments = [ph for ph in elf.parse(guest.read_bytes()).phdrs if ph.type == elf.PT_LOAD]
+    assert min(ph.paddr for ph in segments) == 0xFF000  # the layout this test is about
+    r = run_vmm("--kernel", guest)
+    assert r.returncode == 0, r.stderr
+    assert b"hello from guest" in r.stdout
 
 
 def test_detect_refuses_plain_elf() -> None:

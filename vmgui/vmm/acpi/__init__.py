@@ -17,7 +17,12 @@ from vmgui.vmm.memory import GuestMemory
 
 TABLE_ALIGN = 16
 
-__all__ = ["build_acpi"]
+__all__ = ["build_acpi", "tables_end"]
+
+_RSDP_XSDT_ADDRESS = 24
+_SDT_LENGTH = 4
+_SDT_HEADER_SIZE = 36
+_FADT_X_DSDT_OFFSET = 140
 
 
 def _align(n: int) -> int:
@@ -63,3 +68,13 @@ def build_acpi(
     mem.write(xsdt_addr, xsdt_table)
     mem.write(rsdp_addr, rsdp(xsdt_addr))
     return rsdp_addr
+
+
+def tables_end(mem: GuestMemory, rsdp_addr: int) -> int:
+    """End of the tables `build_acpi` wrote at `rsdp_addr` (found through the RSDP, so a loader
+    can tell a real overlap with them from a segment that merely lands near 0xE0000)."""
+    xsdt = mem.read_u64(rsdp_addr + _RSDP_XSDT_ADDRESS)
+    found = [xsdt] + [mem.read_u64(xsdt + off)
+                      for off in range(_SDT_HEADER_SIZE, mem.read_u32(xsdt + _SDT_LENGTH), 8)]
+    found += [mem.read_u64(t + _FADT_X_DSDT_OFFSET) for t in found if mem.read(t, 4) == b"FACP"]
+    return max([rsdp_addr + RSDP_SIZE] + [t + mem.read_u32(t + _SDT_LENGTH) for t in found])

@@ -6,6 +6,11 @@ layout.PVH_START_INFO with its module list and memory map right after it:
 
     +0x00 hvm_start_info (56 bytes)   +0x40 hvm_modlist_entry[1] (32 bytes, the initrd)
     +0x60 hvm_memmap_table_entry[]    (24 bytes each, e820 types)
+
+Segments load where the ELF says, as QEMU's -kernel does: also below 1 MiB (the common
+`-Wl,-Ttext=0x100000` link puts the ELF headers in a PT_LOAD at 0xff000). Only a real overlap
+with a structure the VMM put there (GDT, start info, command line, MP table, ACPI tables) is
+refused, naming it. The entry point must lie in a segment's file contents.
 """
 
 from __future__ import annotations
@@ -47,24 +52,49 @@ def pvh_entry(data: bytes, image: elf.ElfImage) -> int:
     )
 
 
-def _check_segments(image: elf.ElfImage, top: int) -> list[elf.ProgramHeader]:
-    """The PT_LOAD segments to copy, all between 1 MiB and `top`; BootError otherwise."""
+def boot_structures(mem: GuestMemory, cmd: bytes, e820_entries: int,
+                    rsdp_addr: int | None) -> list[tuple[str, int, int]]:
+    """(name, start, end) of every structure the VMM places below 1 MiB for a PVH guest."""
+    used = [
+        ("boot GDT and IDT", layout.BOOT_GDT, layout.BOOT_IDT + 8),
+        ("PVH start info and memory map", START_INFO, MEMMAP + 24 * e820_entries),
+        ("kernel command line", layout.CMDLINE, layout.CMDLINE + len(cmd)),
+        ("MP table", layout.MPTABLE, layout.BIOS_AREA_START),
+    ]
+    if rsdp_addr is not None:
+        from vmgui.vmm.acpi import tables_end  # noqa: PLC0415 - acpi imports boot: a cycle
+
+        used.append(("ACPI tables", rsdp_addr, tables_end(mem, rsdp_addr)))
+    return used
+
+
+def _check_segments(image: elf.ElfImage, top: int,
+                    used: list[tuple[str, int, int]]) -> list[elf.ProgramHeader]:
+    """The PT_LOAD segments to copy, all in RAM below `top` and clear of `used`; BootError
+    naming the collision otherwise."""
     loads = []
     for i, ph in enumerate(image.phdrs):
         if ph.type != elf.PT_LOAD or ph.memsz == 0:
             continue
-        if ph.paddr < layout.HIMEM_START:
-            raise BootError(
-                f"ELF segment {i} at {ph.paddr:#x}+{ph.memsz:#x} overlaps the boot area below "
-                f"1 MiB (link the kernel with -Ttext-segment={layout.HIMEM_START:#x} or higher)"
-            )
-        if ph.paddr + ph.memsz > top:
+        end = ph.paddr + ph.memsz
+        if end > top:
             raise BootError(
                 f"ELF segment {i} at {ph.paddr:#x}+{ph.memsz:#x} is outside guest RAM "
                 f"(RAM for the kernel ends at {top:#x})"
             )
+        for name, start, stop in used:
+            if ph.paddr < stop and start < end:
+                raise BootError(
+                    f"ELF segment {i} at {ph.paddr:#x}+{ph.memsz:#x} overlaps the VMM's {name} "
+                    f"at {start:#x}-{stop:#x} (link the kernel at {layout.HIMEM_START:#x} or above)"
+                )
         loads.append(ph)
     return loads
+
+
+def _check_entry(entry: int, segments: list[elf.ProgramHeader]) -> None:
+    if not any(ph.paddr <= entry < ph.paddr + ph.filesz for ph in segments):
+        raise BootError(f"PVH entry point {entry:#x} is outside the kernel's loaded segments")
 
 
 def load_pvh(
@@ -83,9 +113,10 @@ def load_pvh(
             f"memory map has {len(e820)} entries, PVH start info holds {MEMMAP_MAX_ENTRIES}"
         )
     top = ram_top_below_4g(e820)
-    segments = _check_segments(image, top)
-    kernel_end = max([layout.HIMEM_START] + [ph.paddr + ph.memsz for ph in segments])
     cmd = encode_cmdline(cmdline)
+    segments = _check_segments(image, top, boot_structures(mem, cmd, len(e820), rsdp_addr))
+    _check_entry(entry, segments)
+    kernel_end = max([layout.HIMEM_START] + [ph.paddr + ph.memsz for ph in segments])
     initrd_addr = place_initrd(len(initrd), kernel_end, top) if initrd else 0
 
     # Everything is validated; only now is guest memory touched.

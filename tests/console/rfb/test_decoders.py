@@ -236,3 +236,14 @@ def test_vnc_auth_matches_the_known_answer() -> None:
     assert auth.vnc_key("password") == key == bytes.fromhex("0e86ceceeef64e26")
     assert auth.vnc_response(bytes(16), "password") == DES.new(key, DES.MODE_ECB).encrypt(bytes(16))
     assert auth.vnc_key("pw") == auth.vnc_key("pw\0\0\0\0\0\0") and len(auth.vnc_key("a" * 20)) == 8
+
+
+def test_tight_gradient_smooth_picture_and_hard_edges() -> None:
+    """Smooth rows take the running-sum path, white-on-black edges the clamped one."""
+    y, x = np.mgrid[0:40, 0:300]
+    smooth = ((x % 256) << 16 | (y * 3) << 8 | ((x + y) // 2 % 256)).astype(np.uint32)
+    edges = np.zeros((40, 300), dtype=np.uint32)
+    edges[5:20, 10:200] = 0xFFFFFF
+    edges[::7, ::13] = 0x80FF00
+    for img in (smooth, edges):
+        assert (gradient(gradient_reference(img), 300, 40) == img).all()

@@ -56,16 +56,18 @@ def rgb24(data: bytes | memoryview, count: int) -> Pixels:
     """`count` pixels of 3 bytes R, G, B (Tight's TPIXEL) -> uint32."""
     if len(data) != count * 3:
         raise DecodeError("The VNC server sent a truncated rectangle.")
-    a = _u8(data).reshape(count, 3).astype(np.uint32)
-    return ((a[:, 0] << 16) | (a[:, 1] << 8) | a[:, 2]).astype(np.uint32, copy=False)
+    out = np.zeros((count, 4), dtype=np.uint8)  # memory order B, G, R, X
+    out[:, 2::-1] = _u8(data).reshape(count, 3)
+    return out.view("<u4").reshape(count).astype(np.uint32, copy=False)
 
 
 def bgr24(data: bytes | memoryview, count: int) -> Pixels:
     """`count` pixels of 3 bytes B, G, R (ZRLE's CPIXEL for our little-endian format)."""
     if len(data) != count * 3:
         raise DecodeError("The VNC server sent a truncated rectangle.")
-    a = _u8(data).reshape(count, 3).astype(np.uint32)
-    return ((a[:, 2] << 16) | (a[:, 1] << 8) | a[:, 0]).astype(np.uint32, copy=False)
+    out = np.zeros((count, 4), dtype=np.uint8)
+    out[:, :3] = _u8(data).reshape(count, 3)
+    return out.view("<u4").reshape(count).astype(np.uint32, copy=False)
 
 
 # --- zlib ------------------------------------------------------------------------------------
@@ -201,31 +203,56 @@ def _tight_palette(data: bytes, palette: Pixels, w: int, h: int) -> Pixels:
 
 
 def gradient(data: bytes, w: int, h: int) -> Pixels:
-    """Tight's gradient filter: each component is predicted as left + above - above-left
-    (clamped to 0..255) and the data holds the difference modulo 256.
+    """Tight's gradient filter: each component is predicted as left + above - above-left,
+    clamped to 0..255, and the data holds the difference modulo 256.
 
-    The prediction depends on the pixel to the left, so rows cannot be vectorised; pixels on
-    one anti-diagonal (x + y = k) depend only on earlier diagonals, and in a zero-padded
-    (h+1) x (w+1) array an anti-diagonal is a strided slice: w + h - 1 numpy steps in all.
+    Without the clamp a row is a running sum (numpy's cumsum) of the data plus the row above's
+    steps; the clamp only matters where left + above - above-left leaves 0..255, so each row is
+    summed at once, checked, and resumed after the first clamped pixel. A row with more than
+    `GRADIENT_MAX_RESUMES` clamps (hard edges, unusual for this filter) finishes pixel by pixel.
     """
     if len(data) != w * h * 3:
         raise DecodeError("The VNC server sent a truncated rectangle.")
-    row = w + 1
-    diff = np.zeros(((h + 1) * row, 3), dtype=np.int16)
-    diff.reshape(h + 1, row, 3)[1:, 1:] = _u8(data).reshape(h, w, 3)
-    value = np.zeros_like(diff)
-    for k in range(w + h - 1):
-        y0 = max(0, k - w + 1)
-        y1 = min(h, k + 1)
-        start = (y0 + 1) * row + (k - y0 + 1)
-        here = slice(start, start + (y1 - y0 - 1) * w + 1, w)
-        left = slice(start - 1, start - 1 + (y1 - y0 - 1) * w + 1, w)
-        up = slice(start - row, start - row + (y1 - y0 - 1) * w + 1, w)
-        upleft = slice(start - row - 1, start - row - 1 + (y1 - y0 - 1) * w + 1, w)
-        predicted = np.clip(value[left] + value[up] - value[upleft], 0, 255)
-        value[here] = (predicted + diff[here]) & 0xFF
-    v = value.reshape(h + 1, row, 3)[1:, 1:].astype(np.uint32)
-    return ((v[..., 0] << 16) | (v[..., 1] << 8) | v[..., 2]).astype(np.uint32, copy=False)
+    diff = _u8(data).reshape(h, w, 3).astype(np.int32)
+    out = np.zeros((h, w, 3), dtype=np.int32)
+    up = np.zeros((w, 3), dtype=np.int32)
+    for y in range(h):
+        _gradient_row(diff[y], np.diff(up, axis=0, prepend=0), out[y])
+        up = out[y]
+    return ((out[..., 0] << 16) | (out[..., 1] << 8) | out[..., 2]).astype(np.uint32)
+
+
+GRADIENT_MAX_RESUMES = 8
+
+
+def _gradient_row(diff: np.ndarray, up_step: np.ndarray, row: np.ndarray) -> None:
+    """Fill `row` (w x 3); `up_step[x]` is above[x] - above[x-1] (above[-1] = 0)."""
+    w = len(diff)
+    start = 0
+    left = np.zeros(3, dtype=np.int32)
+    for _ in range(GRADIENT_MAX_RESUMES):
+        steps = up_step[start:] + diff[start:]
+        values = (left + np.cumsum(steps, axis=0)) & 0xFF
+        lefts = np.concatenate((left[None], values[:-1]))
+        predicted = lefts + up_step[start:]
+        clamped = ((predicted < 0) | (predicted > 255)).any(axis=1)
+        if not clamped.any():
+            row[start:] = values
+            return
+        k = int(clamped.argmax())
+        row[start : start + k] = values[:k]
+        x = start + k
+        row[x] = (np.clip(predicted[k], 0, 255) + diff[x]) & 0xFF
+        left = row[x]
+        start = x + 1
+        if start == w:
+            return
+    prev = [int(c) for c in left]
+    for x in range(start, w):
+        for c in range(3):
+            p = prev[c] + int(up_step[x, c])
+            prev[c] = (min(255, max(0, p)) + int(diff[x, c])) & 0xFF
+        row[x] = prev
 
 
 # --- ZRLE ------------------------------------------------------------------------------------

@@ -222,6 +222,9 @@ def test_framebuffer_screendump_dirty_log_and_shared_memfd(start_vmm: Any, tmp_p
                     for (x, y), value in pokes.items():
                         off = y * info["stride"] + x * 4
                         assert int.from_bytes(mm[off : off + 4], "little") == value
+                for size in (0, info["size"] * 2):  # sealed: a viewer cannot SIGBUS the VMM
+                    with pytest.raises(PermissionError):
+                        os.ftruncate(fd, size)
             finally:
                 os.close(fd)
 

@@ -3,12 +3,17 @@
 Every guest-supplied address and length goes through `GuestMemory.check`, which rejects ranges
 that are negative, overflow, leave RAM, or straddle two regions. `view` returns a zero-copy
 writable memoryview into the backing mmap, suitable for os.preadv/os.pwritev.
+
+A region backed by a memfd (one we hand to other processes, e.g. the framebuffer to viewers) is
+sealed against resizing: a viewer's ftruncate could otherwise shrink the file under our mapping
+and kill the VMM with SIGBUS on the next access.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import mmap
 import os
 import struct
@@ -20,6 +25,8 @@ MMIO_HOLE_START = 0xC000_0000
 HIGH_RAM_START = 0x1_0000_0000
 #: Largest single access a device model may ask for (bounds descriptor lengths too).
 MAX_ACCESS = 1 << 32
+#: Seals on a shared memfd: its size is fixed for good (and the seals themselves too).
+MEMFD_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
 class GuestMemoryError(Exception):
@@ -48,11 +55,13 @@ def _page_align(n: int) -> int:
 
 
 def map_region(guest_addr: int, size: int, memfd_name: str | None = None) -> MemoryRegion:
-    """Allocate a region; with `memfd_name` it is backed by a memfd that can be shared."""
+    """Allocate a region; with `memfd_name` it is backed by a memfd that can be shared (sealed
+    at its size, see the module docstring)."""
     size = _page_align(size)
     if memfd_name is not None:
-        fd = os.memfd_create(memfd_name, os.MFD_CLOEXEC)
+        fd = os.memfd_create(memfd_name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(fd, size)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
         mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         return MemoryRegion(guest_addr, size, mm, fd)
     mm = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, mmap.PROT_READ | mmap.PROT_WRITE)

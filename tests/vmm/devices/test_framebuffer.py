@@ -111,3 +111,20 @@ def test_framebuffer_memfd_is_shared() -> None:
             assert mm[100:104] == b"\x11\x22\x33\x00"
     finally:
         fb.close()
+
+
+def test_framebuffer_memfd_is_sealed_against_resizing() -> None:
+    """Viewers get this fd: shrinking it under the VMM's mapping would kill the VMM (SIGBUS)."""
+    fb = Framebuffer(64, 64)
+    try:
+        viewer = os.dup(fb.fd)
+        try:
+            for size in (0, fb.info.size - mmap.PAGESIZE, fb.info.size * 2):
+                with pytest.raises(PermissionError):
+                    os.ftruncate(viewer, size)
+            assert os.fstat(viewer).st_size == fb.info.size
+        finally:
+            os.close(viewer)
+        fb.pixels()[-4:] = b"\x01\x02\x03\x00"  # the last page is still there
+    finally:
+        fb.close()

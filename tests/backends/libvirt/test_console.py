@@ -5,12 +5,17 @@ the serial console as a non-blocking stream on the GUI's loop (Qt drives libvirt
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import libvirt
 import numpy as np
 import pytest
 
+from tests.backends.libvirt.helpers import remove_domain
+from tests.console.rfb.qemu_vnc import build_grub_iso
 from tests.fixtures.libvirtd import GUEST_READY_MARKER, PrivateLibvirtd, TcgDomainXml
 from vmgui.backends.base import BackendError
 from vmgui.backends.libvirt import LibvirtBackend
@@ -142,3 +147,84 @@ def test_where_the_display_is_reached_from_here() -> None:
     assert sock.path == "/run/v" and sock.tunnel is not None
     with pytest.raises(BackendError, match="no port"):
         vnc_endpoint("qemu+tcp://far.example/system", VncListen(0, "", -1, "", None), "vm")
+
+
+GRUB_MENU = """\
+serial --unit=0 --speed=115200
+terminal_input console
+terminal_output console serial
+set timeout=-1
+menuentry "first" { echo VMGUI-GRUB-FIRST; sleep --interruptible 100000 }
+menuentry "second" { echo VMGUI-GRUB-SECOND; sleep --interruptible 100000 }
+"""
+DOWN = (0xD0, 0xFF54)  # E0 50 in QEMU's numbering, XK_Down
+ENTER = (0x1C, 0xFF0D)
+
+
+def grub_domain_xml(name: str, iso: str) -> str:
+    return f"""<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='cdrom'/></os>
+  <devices>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/><source file='{iso}'/>
+      <target dev='hdc' bus='ide'/><readonly/>
+    </disk>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <graphics type='vnc' port='-1' listen='127.0.0.1'/>
+    <video><model type='vga'/></video>
+    <memballoon model='none'/>
+  </devices>
+</domain>"""
+
+
+def test_keys_reach_grub_over_a_tcp_connection(
+    qt_loop: asyncio.AbstractEventLoop, libvirtd_tcp: PrivateLibvirtd, vm_name: str
+) -> None:
+    """qemu+tcp://: the display's address comes from the live XML (no fd passing); Down + Enter
+    sent through the RFB client pick GRUB's second entry, whose marker the serial console shows."""
+    shared = Path(tempfile.mkdtemp(prefix="vmgui-grub-", dir="/tmp"))
+    shared.chmod(0o755)
+    backend = LibvirtBackend(libvirtd_tcp.tcp_uri)
+    try:
+        iso = build_grub_iso(shared, GRUB_MENU)
+        iso.chmod(0o644)
+        vm = started_paused(libvirtd_tcp.uri, grub_domain_xml(vm_name, str(iso)))
+
+        async def read_until(serial: object, marker: bytes, seen: bytes) -> bytes:
+            deadline = time.monotonic() + 60
+            while marker not in seen:
+                assert time.monotonic() < deadline, f"serial so far: {seen[-400:]!r}"
+                chunk = await asyncio.wait_for(serial.read(), deadline - time.monotonic())  # type: ignore[attr-defined]
+                assert chunk, f"serial ended: {serial.reason}"  # type: ignore[attr-defined]
+                seen += chunk
+            return seen
+
+        async def scenario() -> None:
+            await backend.connect()
+            serial = await backend.open_serial(vm)
+            await backend.resume(vm)
+            seen = await read_until(serial, b"second", b"")  # the menu is drawn
+            endpoints = await backend.open_console(vm)
+            ep = endpoints.graphics
+            assert isinstance(ep, VncEndpoint) and ep.fd < 0 and ep.host == "127.0.0.1"
+            assert ep.port >= 5900 and ep.tunnel is None
+            source = RfbSource(ep)
+            await source.start()
+            for scancode, keysym in (DOWN, ENTER):
+                source.send_key(scancode, keysym, True)
+                source.send_key(scancode, keysym, False)
+            seen = await read_until(serial, b"VMGUI-GRUB-SECOND", seen)
+            assert b"VMGUI-GRUB-FIRST" not in seen
+            await source.close()
+            await serial.close()
+            await backend.force_off(vm)
+
+        qt_loop.run_until_complete(asyncio.wait_for(scenario(), 150))
+    finally:
+        qt_loop.run_until_complete(backend.close())
+        remove_domain(libvirtd_tcp.uri, vm_name)
+        shutil.rmtree(shared, ignore_errors=True)

@@ -47,12 +47,13 @@ class QemuVnc:
     process: subprocess.Popen[bytes]
 
 
-def build_grub_iso(directory: Path) -> Path:
+def build_grub_iso(directory: Path, config: str = GRUB_CFG) -> Path:
+    """A BIOS-bootable GRUB ISO whose grub.cfg is `config`."""
     tool = need_tool("grub-mkrescue")
     need_tool("xorriso")
     tree = directory / "iso"
     (tree / "boot" / "grub").mkdir(parents=True)
-    (tree / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG)
+    (tree / "boot" / "grub" / "grub.cfg").write_text(config)
     iso = directory / "grub.iso"
     subprocess.run([tool, "-o", str(iso), str(tree)], check=True, capture_output=True)
     return iso

@@ -17,6 +17,7 @@ import pytest
 
 from tests.console.rfb.fake_server import FakeServer, Recorder, raw_rect, rect, update
 from vmgui.console.rfb import PasswordRequired, RfbSource, wire
+from vmgui.console.rfb.auth import vnc_response
 from vmgui.console.source import ConsoleError
 
 W, H = 64, 48
@@ -266,6 +267,46 @@ def test_clipboard_bell_and_pseudo_encodings_are_handled() -> None:
         server.send(update(rect(1, 3, 32, 16, wire.ENC_EXTENDED_DESKTOP_SIZE, layout)))
         await asyncio.wait_for(client.next_update(), 5)
         assert "screen layout" in source.resize_problem and rec.closed_with == []
+        await source.close()
+        await server.close()
+
+    run(body)
+
+
+def test_handshake_time_limit_does_not_count_the_password_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vmgui.console.rfb import source as source_module
+
+    monkeypatch.setattr(source_module, "HANDSHAKE_TIMEOUT_S", 0.3)
+
+    async def body() -> None:
+        silent = FakeServer()
+        await silent.open()
+        with pytest.raises(ConsoleError, match="did not answer in time"):
+            await RfbSource(silent.endpoint).start()
+        await silent.close()
+
+        async def slow_person() -> str:
+            await asyncio.sleep(1.0)  # longer than the limit
+            return "pw"
+
+        server = FakeServer()
+        source = RfbSource(server.endpoint, ask_password=slow_person)
+        start = asyncio.ensure_future(source.start())
+        await server.open()
+        server.send(b"RFB 003.008\n")
+        await server.reader.readexactly(12)
+        server.send(b"\x01\x02")
+        await server.reader.readexactly(1)
+        server.send(bytes(16))
+        answer = await asyncio.wait_for(server.reader.readexactly(16), 5)
+        assert answer == vnc_response(bytes(16), "pw")
+        server.send(b"\0\0\0\0")
+        await server.reader.readexactly(1)
+        server.send(struct.pack(">HH", W, H) + wire.CLIENT_PIXEL_FORMAT.pack() + bytes(4))
+        server.send(update(raw_rect(0, 0, FIRST)))
+        await asyncio.wait_for(start, 5)
         await source.close()
         await server.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from vmgui.console.rfb.client import AskPassword, RfbClient, default_encodings
 from vmgui.console.rfb.decoders import JpegDecoder
@@ -21,7 +22,7 @@ from vmgui.model.console import VncEndpoint
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT_S = 30.0  # includes the time someone takes to type a password
+HANDSHAKE_TIMEOUT_S = 30.0  # not counting the time someone takes to type a password
 FIRST_FRAME_TIMEOUT_S = 30.0
 UNEXPECTED = "The VNC connection failed unexpectedly (details are in the log)."
 
@@ -47,6 +48,7 @@ class RfbSource:
         self._task: asyncio.Task[None] | None = None
         self._buffer: memoryview | None = None
         self._ended = False
+        self._asking = False  # the password prompt is open
         self._started = False  # first frame shown: failures now go to the listener
         self.close_reason: str | None = None
 
@@ -101,12 +103,12 @@ class RfbSource:
             self,
             encodings=self._encodings,
             password=self.endpoint.password,
-            ask_password=self._ask_password,
+            ask_password=self._ask if self._ask_password is not None else None,
             jpeg_decoder=self._jpeg_decoder,
             jpeg_quality=self._jpeg_quality,
         )
         try:
-            await asyncio.wait_for(client.handshake(), HANDSHAKE_TIMEOUT_S)
+            await self._handshake(client)
             self._buffer = memoryview(client.fb)
             self._task = asyncio.get_running_loop().create_task(self._run(), name="rfb-client")
             first = asyncio.ensure_future(client.first_frame.wait())
@@ -129,6 +131,33 @@ class RfbSource:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise ConsoleError(sentence) from None
+
+    async def _handshake(self, client: RfbClient) -> None:
+        """The handshake with a time limit that does not count a person typing the password."""
+        task = asyncio.ensure_future(client.handshake())
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+                if done:
+                    return task.result()
+                if self._asking:
+                    deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
+                    continue
+                raise TimeoutError
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _ask(self) -> str | None:
+        assert self._ask_password is not None
+        self._asking = True
+        try:
+            return await self._ask_password()
+        finally:
+            self._asking = False
 
     async def _failure_sentence(self, exc: BaseException) -> str:
         if isinstance(exc, asyncio.TimeoutError):

@@ -11,14 +11,17 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vmgui import __version__
 from vmgui.backends.base import Backend, BackendError, is_builtin
+from vmgui.logs import install_loop_handler, setup_logging
+from vmgui.model.credentials import AskCredentials
 from vmgui.settings import Settings, load_settings, save_settings
 from vmgui.vm_cli import COMMANDS as VM_COMMANDS
 from vmgui.vm_cli import add_vm_commands, run_vm_command
@@ -28,8 +31,9 @@ if TYPE_CHECKING:
 
     from vmgui.ui.main_window import MainWindow
 
-AskCredentials = Callable[[str, list[Any]], Awaitable[list[str] | None]]
 SCREENSHOT_TIMEOUT_S = 120.0
+
+log = logging.getLogger(__name__)
 
 
 def make_backend(uri: str, ask_credentials: AskCredentials | None = None) -> Backend:
@@ -247,13 +251,23 @@ def _choose_platform(args: argparse.Namespace) -> str:
 _QT_NOISE = ("propagateSizeHints",)
 
 
-def _quiet_qt_platform_notes() -> None:
+def _route_qt_messages() -> None:
+    """Qt's own warnings go through logging like everything else (file, and stderr if serious)."""
     from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    qt_log = logging.getLogger("vmgui.qt")
+    levels = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+        QtMsgType.QtCriticalMsg: logging.ERROR,
+        QtMsgType.QtFatalMsg: logging.CRITICAL,
+    }
 
     def handler(kind: QtMsgType, _context: object, message: str) -> None:
         if any(n in message for n in _QT_NOISE):
             return
-        print(message, file=sys.stderr)
+        qt_log.log(levels.get(kind, logging.WARNING), "%s", message)
 
     qInstallMessageHandler(handler)
 
@@ -270,13 +284,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"vmgui: the desktop app needs Qt: {exc}", file=sys.stderr)
         return 1
-    _quiet_qt_platform_notes()
+    _route_qt_messages()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("vmgui")
     app.setDesktopFileName("vmgui")
     app.setQuitOnLastWindowClosed(False)  # we quit after closing connections cleanly
     loop = qasync.QEventLoop(app)
+    install_loop_handler(loop)
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_run_gui(args, app, quit_on))
@@ -324,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vmgui", description="Manage virtual machines on libvirt hosts and this computer."
     )
     parser.add_argument("--version", action="version", version=f"vmgui {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="log everything (also to stderr), for bug reports")
     parser.add_argument("--connect", action="append", metavar="URI", default=[],
                         help="open this connection (repeatable; default: the saved ones)")
     parser.add_argument("--screenshot", metavar="FILE",
@@ -333,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--connect", action="append", metavar="URI", default=[],
                      help="connection URI (repeatable; default: the saved ones)")
     lst.add_argument("--json", action="store_true", help="JSON: [{connection, name, state}]")
+    lst.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("host-check", help="can this computer run VMs hardware-assisted?",
                    add_help=False)
     add_vm_commands(sub)
@@ -347,11 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    log_file = setup_logging(debug=debug)
+    log.debug("vmgui %s, log file %s", __version__, log_file)
     if "host-check" in args_list:
         # Everything after the subcommand belongs to the host-check CLI (its own --json, ...).
         i = args_list.index("host-check")
         if all(a.startswith("-") for a in args_list[:i]):
-            return cmd_host_check(args_list[i + 1 :])
+            return cmd_host_check([a for a in args_list[i + 1 :] if a != "--debug"])
     args: Any = build_parser().parse_args(args_list)
     if args.command == "list":
         return cmd_list(args)

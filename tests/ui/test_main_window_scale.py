@@ -170,7 +170,7 @@ def test_credentials_dialog_answers_the_backends_prompts(
     make_window: Any, qt_loop: asyncio.AbstractEventLoop
 ) -> None:
     """The UI half of openAuth: the backend awaits window.ask_credentials(uri, prompts)."""
-    from vmgui.backends.libvirt.credentials import CredentialPrompt
+    from vmgui.model.credentials import CredentialPrompt
 
     w: MainWindow = make_window([])
     prompts = [CredentialPrompt("username", "Username", default="admin"),

@@ -1,6 +1,6 @@
 """Lifecycle actions (toolbar, context menu, shortcuts) for the selected VM.
 
-Each action runs as an asyncio task through the Backend protocol. The row's state is never set
+Each action runs as a task (`run_for`) through the Backend protocol. The row's state is never set
 here: it changes only when the backend's event says so, so a failed action leaves the list as it
 was and the user gets one readable sentence.
 """
@@ -8,50 +8,76 @@ was and the user gets one readable sentence.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
+from vmgui.backends.base import Backend
 from vmgui.model import StorageItem, VmInfo, VmState
-from vmgui.ui.connections import ConnectionManager, readable
+from vmgui.ui.connections import ConnectionManager
 from vmgui.ui.delete_dialog import DeleteVmDialog
-from vmgui.ui.dialogs import run_dialog
+from vmgui.ui.errors import readable
+from vmgui.ui.tasks import accepted, run_for, tasks_of
 from vmgui.ui.vm_model import VmKey, VmTableModel
 
 _ACTIVE = {VmState.RUNNING, VmState.BLOCKED}
 
 #: Asked before a start: (connection URI, VM) -> go ahead? (the emulated-host warning).
 StartConfirmation = Callable[[str, VmInfo], Awaitable[bool]]
+#: The backend call an action makes for one VM.
+BackendCall = Callable[[Backend, str], Awaitable[None]]
+
+
+class VmAction(enum.StrEnum):
+    """The actions' names (keys of `VmActions.actions`)."""
+
+    START = "start"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    FORCE_OFF = "force_off"
+    PAUSE = "pause"
+    RESUME = "resume"
+    DELETE = "delete"
 
 
 @dataclass(frozen=True)
 class ActionSpec:
-    name: str  # Backend method
+    name: VmAction
     text: str
     shortcut: str
     icon: QStyle.StandardPixmap
     enabled_in: Callable[[VmState], bool]
     verb: str  # for messages: "Could not <verb> “vm”: ..."
+    call: BackendCall
 
 
 SPECS = (
-    ActionSpec("start", "&Start", "Ctrl+Shift+S", QStyle.StandardPixmap.SP_MediaPlay,
-               lambda s: not s.is_active, "start"),
-    ActionSpec("shutdown", "Shut &Down", "Ctrl+Shift+D", QStyle.StandardPixmap.SP_MediaStop,
-               lambda s: s in _ACTIVE, "shut down"),
-    ActionSpec("reboot", "&Reboot", "Ctrl+Shift+B", QStyle.StandardPixmap.SP_BrowserReload,
-               lambda s: s in _ACTIVE, "reboot"),
-    ActionSpec("force_off", "&Force Off", "Ctrl+Shift+F",
-               QStyle.StandardPixmap.SP_DialogCancelButton, lambda s: s.is_active, "force off"),
-    ActionSpec("pause", "&Pause", "Ctrl+Shift+P", QStyle.StandardPixmap.SP_MediaPause,
-               lambda s: s in _ACTIVE, "pause"),
-    ActionSpec("resume", "Res&ume", "Ctrl+Shift+R", QStyle.StandardPixmap.SP_MediaSeekForward,
-               lambda s: s in (VmState.PAUSED, VmState.PMSUSPENDED), "resume"),
-    ActionSpec("delete", "De&lete…", "Delete", QStyle.StandardPixmap.SP_TrashIcon,
-               lambda s: not s.is_active, "delete"),
+    ActionSpec(VmAction.START, "&Start", "Ctrl+Shift+S", QStyle.StandardPixmap.SP_MediaPlay,
+               lambda s: not s.is_active, "start", lambda b, vm_id: b.start(vm_id)),
+    ActionSpec(VmAction.SHUTDOWN, "Shut &Down", "Ctrl+Shift+D",
+               QStyle.StandardPixmap.SP_MediaStop, lambda s: s in _ACTIVE, "shut down",
+               lambda b, vm_id: b.shutdown(vm_id)),
+    ActionSpec(VmAction.REBOOT, "&Reboot", "Ctrl+Shift+B", QStyle.StandardPixmap.SP_BrowserReload,
+               lambda s: s in _ACTIVE, "reboot", lambda b, vm_id: b.reboot(vm_id)),
+    ActionSpec(VmAction.FORCE_OFF, "&Force Off", "Ctrl+Shift+F",
+               QStyle.StandardPixmap.SP_DialogCancelButton, lambda s: s.is_active, "force off",
+               lambda b, vm_id: b.force_off(vm_id)),
+    ActionSpec(VmAction.PAUSE, "&Pause", "Ctrl+Shift+P", QStyle.StandardPixmap.SP_MediaPause,
+               lambda s: s in _ACTIVE, "pause", lambda b, vm_id: b.pause(vm_id)),
+    ActionSpec(VmAction.RESUME, "Res&ume", "Ctrl+Shift+R",
+               QStyle.StandardPixmap.SP_MediaSeekForward,
+               lambda s: s in (VmState.PAUSED, VmState.PMSUSPENDED), "resume",
+               lambda b, vm_id: b.resume(vm_id)),
+    # The storage choice is made in the confirmation dialog; see VmActions._delete.
+    ActionSpec(VmAction.DELETE, "De&lete…", "Delete", QStyle.StandardPixmap.SP_TrashIcon,
+               lambda s: not s.is_active, "delete", lambda b, vm_id: b.delete(vm_id)),
 )
+SPEC = {spec.name: spec for spec in SPECS}
 
 
 class VmActions:
@@ -72,10 +98,10 @@ class VmActions:
         self._report_error = report_error
         self._report_status = report_status
         self._parent = parent
+        self.owner = QObject(parent)  # owns the running actions: cancel_tasks(owner) stops them
         self._busy: set[VmKey] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
         self.last_dialog: DeleteVmDialog | None = None
-        self.actions: dict[str, QAction] = {}
+        self.actions: dict[VmAction, QAction] = {}
         style = parent.style()
         for spec in SPECS:
             action = QAction(style.standardIcon(spec.icon), spec.text.replace("…", ""), parent)
@@ -87,6 +113,11 @@ class VmActions:
             self.actions[spec.name] = action
         self.update_enabled()
 
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]:
+        """Actions still running (for tests and diagnostics)."""
+        return tasks_of(self.owner)
+
     def update_enabled(self) -> None:
         key = self._selected()
         vm = self._model.vm(key) if key else None
@@ -96,39 +127,35 @@ class VmActions:
                 vm is not None and not busy and spec.enabled_in(vm.state)
             )
 
-    def trigger(self, name: str) -> None:
+    def trigger(self, name: VmAction) -> None:
         """Entry point of every action: checks again, then runs it without blocking the GUI."""
         key = self._selected()
         vm = self._model.vm(key) if key else None
-        spec = next(s for s in SPECS if s.name == name)
+        spec = SPEC[name]
         if key is None or vm is None or key in self._busy or not spec.enabled_in(vm.state):
             return
-        coro = self._delete(key, vm) if name == "delete" else self._run(spec, key, vm)
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        coro = self._delete(key, vm) if name is VmAction.DELETE else self._run(spec, key, vm)
+        run_for(self.owner, coro, f"{spec.verb} “{vm.name}”", report=self._report)
 
-    async def _run(self, spec: ActionSpec, key: VmKey, vm: VmInfo, *args: object) -> None:
+    def _report(self, sentence: str, _details: str) -> None:
+        self._report_error(sentence)
+
+    async def _run(self, spec: ActionSpec, key: VmKey, vm: VmInfo) -> None:
         backend = self._manager.backend(key[0])
         if backend is None:
             return
         self._busy.add(key)
         self.update_enabled()
-        try:
+        try:  # a failure propagates to run_for: "Could not <verb> “vm”: <reason>", logged
             if (
-                spec.name == "start"
+                spec.name is VmAction.START
                 and self._confirm_start is not None
                 and not await self._confirm_start(key[0], vm)
             ):
                 self._report_status(f"Start: {vm.name}: cancelled")
                 return
             self._report_status(f"{spec.verb.capitalize()}: {vm.name}…")
-            await getattr(backend, spec.name)(key[1], *args)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one readable sentence
-            self._report_error(f"Could not {spec.verb} “{vm.name}”: {readable(exc)}")
-        else:
+            await spec.call(backend, key[1])
             self._report_status(f"{spec.verb.capitalize()}: {vm.name}: done")
         finally:
             self._busy.discard(key)
@@ -149,9 +176,13 @@ class VmActions:
         dialog = DeleteVmDialog(vm.name, storage, problem, self._parent)
         self.last_dialog = dialog
         try:
-            if not await run_dialog(dialog):
+            if not await accepted(dialog):
                 return
-            spec = next(s for s in SPECS if s.name == "delete")
-            await self._run(spec, key, vm, dialog.chosen_paths())
+            paths = dialog.chosen_paths()
+
+            async def delete(backend: Backend, vm_id: str) -> None:
+                await backend.delete(vm_id, paths)
+
+            await self._run(dataclasses.replace(SPEC[VmAction.DELETE], call=delete), key, vm)
         finally:
             dialog.deleteLater()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -30,15 +32,13 @@ from vmgui.model import (
     rates_between,
 )
 from vmgui.settings import DEFAULT_STATS_INTERVAL_S
+from vmgui.ui.errors import log_failure, readable
+from vmgui.ui.tasks import run_for
 from vmgui.ui.vm_model import VmKey, VmTableModel
 
+log = logging.getLogger(__name__)
+
 BackendFactory = Callable[[str], Backend]
-
-
-def readable(exc: BaseException) -> str:
-    """A sentence for the user: BackendError text as is, anything else without a traceback."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 @dataclass
@@ -59,6 +59,7 @@ class ConnectionManager(QObject):
     status_changed = Signal(object)  # ConnectionStatus
     populated = Signal(str)  # uri: its VM list has been loaded (or failed to)
     stats_updated = Signal(str, list)  # uri, list[VmKey] that got a new sample
+    failed = Signal(str)  # a sentence: a connection's task failed unexpectedly (logged)
 
     def __init__(self, model: VmTableModel, factory: BackendFactory, parent: QObject | None = None):
         super().__init__(parent)
@@ -99,7 +100,7 @@ class ConnectionManager(QObject):
             return
         session = Session(uri)
         self._sessions[uri] = session
-        session.tasks.append(asyncio.ensure_future(self._run(session)))
+        self._start(session, self._run(session), f"connect to {uri}")
 
     async def remove(self, uri: str) -> None:
         session = self._sessions.pop(uri, None)
@@ -115,7 +116,15 @@ class ConnectionManager(QObject):
         await self._stop(session)
         fresh = Session(uri)
         self._sessions[uri] = fresh
-        fresh.tasks.append(asyncio.ensure_future(self._run(fresh)))
+        self._start(fresh, self._run(fresh), f"connect to {uri}")
+
+    def _start(self, session: Session, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """A task of this connection: cancelled when it is removed, logged if it fails."""
+        session.tasks.append(run_for(self, coro, what, report=self._report))
+
+    def _report(self, sentence: str, _details: str) -> None:
+        """A connection's background task failed (already logged): let the window say so."""
+        self.failed.emit(sentence)
 
     async def close_all(self) -> None:
         sessions = list(self._sessions.values())
@@ -128,8 +137,10 @@ class ConnectionManager(QObject):
         await asyncio.gather(*session.tasks, return_exceptions=True)
         session.tasks.clear()
         if session.backend is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await session.backend.close()
+            except Exception:  # closing must go on for the other connections; a bug is logged
+                log.exception("closing %s failed", session.uri)
 
     def _set_status(self, session: Session, status: ConnectionStatus) -> None:
         session.status = status
@@ -143,7 +154,7 @@ class ConnectionManager(QObject):
             session.backend = backend
             self._model.set_host_label(uri, backend.display_name)
             # Subscribe before connecting so no event between connect and list is missed.
-            session.tasks.append(asyncio.ensure_future(self._pump(session, backend)))
+            self._start(session, self._pump(session, backend), f"follow the events of {uri}")
             await asyncio.sleep(0)
             await backend.connect()
             self._set_status(session, ConnectionStatus(uri, ConnectionState.CONNECTED))
@@ -153,8 +164,9 @@ class ConnectionManager(QObject):
             await self._refresh(session)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure becomes the connection's message
+        except Exception as exc:  # any failure becomes the connection's message
             session.error = readable(exc)
+            log_failure(log, f"Cannot connect to {uri}: {session.error}", exc)
             self._set_status(
                 session, ConnectionStatus(uri, ConnectionState.DISCONNECTED, session.error)
             )
@@ -163,7 +175,7 @@ class ConnectionManager(QObject):
             return
         session.populated.set()
         self.populated.emit(uri)
-        session.tasks.append(asyncio.ensure_future(self._sample(session, backend)))
+        self._start(session, self._sample(session, backend), f"sample the statistics of {uri}")
 
     async def _refresh(self, session: Session) -> None:
         assert session.backend is not None
@@ -212,7 +224,8 @@ class ConnectionManager(QObject):
                     and session.populated.is_set()
                 ):
                     # Reconnected: VMs may have changed while we were away; list them afresh.
-                    session.tasks.append(asyncio.ensure_future(self._refresh_quietly(session)))
+                    self._start(session, self._refresh_quietly(session),
+                                f"list the VMs of {session.uri}")
         if changed:
             self._model.upsert(changed)
 
@@ -228,10 +241,8 @@ class ConnectionManager(QObject):
             if session.status.state == ConnectionState.CONNECTED:
                 try:
                     samples = await backend.sample_stats()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the connection's events say why; next tick
-                    samples = []
+                except BackendError:
+                    samples = []  # the connection's events say why; try again next tick
                 self.apply_samples(session.uri, samples)
             await asyncio.sleep(self.stats_interval_s)
 

@@ -7,7 +7,6 @@ asynchronously whenever the selection (or the VM's state) changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -24,11 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vmgui.backends.base import BackendError
 from vmgui.model import VmInfo
-from vmgui.ui.connections import ConnectionManager, readable
+from vmgui.ui.connections import ConnectionManager
+from vmgui.ui.errors import readable
 from vmgui.ui.exits_graph import ExitsGraph
 from vmgui.ui.formatting import format_bytes, format_kib, format_percent, format_rate
 from vmgui.ui.graphs import GraphWidget, Series
+from vmgui.ui.tasks import run_for
 from vmgui.ui.vm_model import VmKey, VmTableModel
 
 _MEMORY_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
@@ -168,7 +170,7 @@ class DetailsView(QTabWidget):
         if self._key is None:
             self.xml_view.setPlainText("")
             return
-        self._xml_task = asyncio.ensure_future(self._load_xml(self._key))
+        self._xml_task = run_for(self, self._load_xml(self._key), "read the VM's description")
 
     async def _load_xml(self, key: VmKey) -> None:
         backend = self._manager.backend(key[0])
@@ -176,9 +178,7 @@ class DetailsView(QTabWidget):
             return
         try:
             xml = await backend.details_xml(key[1])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - shown in place of the XML, never raised
+        except BackendError as exc:  # shown in place of the XML
             xml = ""
             self.xml_view.setPlainText(f"The description is not available: {readable(exc)}")
         if key != self._key:
@@ -231,7 +231,6 @@ class DetailsView(QTabWidget):
 
     def closeEvent(self, event: Any) -> None:
         if self._xml_task is not None:
-            with contextlib.suppress(RuntimeError):
-                self._xml_task.cancel()
+            self._xml_task.cancel()
         super().closeEvent(event)
 

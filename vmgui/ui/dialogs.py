@@ -1,15 +1,13 @@
 """Small dialogs: add connection, credentials.
 
-Each is opened with `open()` (window-modal, non-blocking), never `exec()`: a nested event loop
-would stall the asyncio tasks that keep the VM list live.
+Each is opened with `vmgui.ui.tasks.exec_async` (window-modal `open()`), never `exec()`: a nested
+event loop would stall the asyncio tasks that keep the VM list live.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -21,6 +19,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from vmgui.model.credentials import CredentialPrompt
 
 URI_PRESETS = (
     "qemu:///system",
@@ -97,24 +97,11 @@ class AddConnectionDialog(QDialog):
         self.accept()
 
 
-class CredentialPromptLike(Protocol):
-    """What the backend asks (its CredentialPrompt); duck-typed so the UI never imports libvirt."""
-
-    @property
-    def prompt(self) -> str: ...
-
-    @property
-    def default(self) -> str: ...
-
-    @property
-    def secret(self) -> bool: ...
-
-
 class CredentialsDialog(QDialog):
     """One field per prompt libvirt's openAuth asks for (user name, password, passphrase...)."""
 
     def __init__(
-        self, uri: str, prompts: Sequence[CredentialPromptLike], parent: QWidget | None = None
+        self, uri: str, prompts: Sequence[CredentialPrompt], parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Authentication Required")
@@ -138,20 +125,3 @@ class CredentialsDialog(QDialog):
 
     def answers(self) -> list[str]:
         return [f.text() for f in self.fields]
-
-
-async def run_dialog(dialog: QDialog) -> bool:
-    """Open `dialog` window-modally and await its verdict without a nested event loop."""
-    fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    def done(result: int) -> None:
-        if not fut.done():
-            fut.set_result(result == QDialog.DialogCode.Accepted.value)
-
-    dialog.finished.connect(done)
-    dialog.open()
-    try:
-        return await fut
-    finally:
-        dialog.finished.disconnect(done)
-

@@ -13,7 +13,7 @@ API for the main window (lead wiring):
 the built-in VMM always uses KVM) and asks only when a KVM guest would run on a local host whose
 measurement says "emulated"; otherwise it returns True at once without showing anything.
 `confirm_start_if_emulated` is the same question when the caller already knows the type.
-The dialog is opened with `open()` and awaited through a future: the event loop keeps running.
+The dialog is awaited with `exec_async` (window-modal `open()`): the event loop keeps running.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.host.probe import emulation_warning, probe_host_async
 from vmgui.model.host import HostStatus
 from vmgui.ui.new_vm_rules import is_local
+from vmgui.ui.tasks import exec_async
 
 START_ANYWAY = "Start Anyway"
 
@@ -121,19 +122,11 @@ async def confirm_start_if_emulated(
     box.setDefaultButton(cancel)
     box.setEscapeButton(cancel)
 
-    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    def finished(_result: int) -> None:
-        if not future.done():
-            future.set_result(box.clickedButton() is start)
-
-    box.finished.connect(finished)
-    box.open()
     try:
-        return await future
+        await exec_async(box)
+        return box.clickedButton() is start
     finally:
         if shiboken6.isValid(box):
-            box.finished.disconnect(finished)
             box.deleteLater()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Sequence
 
 import shiboken6
@@ -31,6 +32,10 @@ from vmgui.backends.base import is_builtin
 from vmgui.host import report
 from vmgui.host.probe import probe_host_async
 from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
+from vmgui.ui.errors import log_failure
+from vmgui.ui.tasks import run_for
+
+log = logging.getLogger(__name__)
 
 #: Banner colours (background, border) and icons per verdict.
 _LOOK: dict[Verdict, tuple[str, str, QStyle.StandardPixmap]] = {
@@ -189,15 +194,11 @@ class HostPage(QWidget):
         """
         if self._task is not None and not self._task.done():
             return self._task
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
         # The built-in VMM is what the page itself describes; only libvirt URIs are queried.
         connections = tuple(u for u in connections if not is_builtin(u))
         self._last_probe = (connections, executor)
         self.check_again.setEnabled(False)  # at once, so a double click cannot queue two
-        self._task = loop.create_task(self.probe(connections, executor))
+        self._task = run_for(self, self.probe(connections, executor), "check this computer")
         return self._task
 
     async def probe(
@@ -213,9 +214,11 @@ class HostPage(QWidget):
                 connections=connections, fetch=_fetch, executor=executor
             )
         except Exception as e:  # shown, not raised: a failed probe must not break the window
+            sentence = f"{type(e).__name__}: {e}"
+            log_failure(log, f"The host check failed: {sentence}", e)
             if shiboken6.isValid(self):
                 self.check_again.setEnabled(True)
-                self.show_error(f"{type(e).__name__}: {e}")
+                self.show_error(sentence)
             return None
         if not shiboken6.isValid(self):
             return status  # the page was closed while the probe ran

@@ -1,22 +1,20 @@
-"""The main window: connection sidebar, VM list with filter, details, toolbar, status bar."""
+"""The main window: composes the connection sidebar, the VM page, the host page and the actions.
+
+The parts are built elsewhere (sidebar.py, vm_page.py, actions.py, host_page.py); this module
+wires them to the connection manager and owns what belongs to the whole window: menus and
+toolbar, adding and removing connections, preferences, and how messages reach the user.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import importlib.util
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QItemSelection, QPoint, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
-    QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMenu,
@@ -24,54 +22,31 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QStyle,
-    QTableView,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from vmgui.backends.base import BUILTIN_URI, Backend
 from vmgui.model import ConnectionState, ConnectionStatus, VmInfo
+from vmgui.model.credentials import AskCredentials, CredentialPrompt
 from vmgui.settings import Settings, save_settings
 from vmgui.ui.actions import SPECS, VmActions
-from vmgui.ui.connections import ConnectionManager, readable
-from vmgui.ui.details import DetailsView
-from vmgui.ui.dialogs import (
-    AddConnectionDialog,
-    CredentialPromptLike,
-    CredentialsDialog,
-    run_dialog,
-    uri_problem,
-)
+from vmgui.ui.connections import ConnectionManager
+from vmgui.ui.dialogs import AddConnectionDialog, CredentialsDialog, uri_problem
 from vmgui.ui.emulation_warning import HostStatusCache, confirm_start
-from vmgui.ui.icons import app_icon, computer_icon, connection_icon
+from vmgui.ui.errors import ErrorDialog
+from vmgui.ui.host_page import HostPage
+from vmgui.ui.icons import app_icon
 from vmgui.ui.preferences import PreferencesDialog
-from vmgui.ui.sparkline import SparklineDelegate
-from vmgui.ui.vm_model import COLUMN_KEYS, KEY_ROLE, Column, VmKey, VmTableModel
+from vmgui.ui.sidebar import ALL_URI, URI_ROLE, ConnectionSidebar, is_removable
+from vmgui.ui.tasks import accepted, cancel_tasks, run_for
+from vmgui.ui.vm_model import VmKey, VmTableModel
+from vmgui.ui.vm_page import VmPage
 from vmgui.ui.vm_proxy import VmFilterProxy
 
-ALL_URI = ""  # sidebar entry that shows every connection's VMs side by side
-URI_ROLE = Qt.ItemDataRole.UserRole + 1
+__all__ = ["ALL_URI", "BUILTIN_URI", "URI_ROLE", "BackendFactory", "MainWindow"]
 
-AskCredentials = Callable[[str, list[Any]], Awaitable[list[str] | None]]
+log = logging.getLogger(__name__)
+
 BackendFactory = Callable[[str, AskCredentials], Backend]
-
-
-def _host_page(parent: QWidget) -> QWidget:
-    """The host-check page when that module exists; until then an explanatory empty state."""
-    if importlib.util.find_spec("vmgui.ui.host_page") is not None:
-        try:
-            module = importlib.import_module("vmgui.ui.host_page")
-            page: QWidget = module.HostPage(parent)
-            return page
-        except Exception as exc:  # noqa: BLE001 - a broken page must not stop the app
-            text = f"The host page could not be shown: {readable(exc)}"
-    else:
-        text = "This computer (built-in)\n\nThe built-in virtual machine monitor has no VMs yet."
-    label = QLabel(text, parent)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setWordWrap(True)
-    return label
 
 
 class MainWindow(QMainWindow):
@@ -92,7 +67,6 @@ class MainWindow(QMainWindow):
         self._host_probed = False
         self.last_dialog: Any = None
         self.last_message_box: QMessageBox | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
 
         self.model = VmTableModel(self)
         self.proxy = VmFilterProxy(self)
@@ -102,15 +76,31 @@ class MainWindow(QMainWindow):
         )
         self.manager.stats_interval_s = settings.stats_interval_s
         self.manager.status_changed.connect(self._on_status)
+        self.manager.failed.connect(self.show_status)
 
-        self._build_sidebar()
-        self._build_vm_page()
-        self.host_page = _host_page(self)
+        self.sidebar = ConnectionSidebar()
+        self.sidebar.selected.connect(self._on_sidebar_changed)
+        self.sidebar.add_requested.connect(self.add_connection_dialog)
+        self.sidebar.remove_requested.connect(
+            lambda uri: run_for(self, self.remove_connection(uri), f"remove {uri}",
+                                report=self.show_error)
+        )
+        self.sidebar.reconnect_requested.connect(
+            lambda uri: run_for(self, self.manager.reconnect(uri), f"reconnect to {uri}",
+                                report=self.show_error)
+        )
+        self.remove_button = self.sidebar.remove_button
+        self.vm_page = VmPage(self.model, self.proxy, self.manager)
+        self.table = self.vm_page.table
+        self.filter_box = self.vm_page.filter_box
+        self.details = self.vm_page.details
+        self.sparkline = self.vm_page.sparkline
+        self.host_page = HostPage(self)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.vm_page)
         self.pages.addWidget(self.host_page)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.sidebar_panel)
+        splitter.addWidget(self.sidebar)
         splitter.addWidget(self.pages)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([240, 860])
@@ -118,9 +108,7 @@ class MainWindow(QMainWindow):
 
         # The host measurement, shared by the host page, the wizard and the start warning.
         self.host_status = HostStatusCache()
-        status_changed = getattr(self.host_page, "statusChanged", None)
-        if status_changed is not None:
-            status_changed.connect(self.host_status.set)
+        self.host_page.statusChanged.connect(self.host_status.set)
         self.vm_actions = VmActions(
             self.model,
             self.manager,
@@ -130,7 +118,10 @@ class MainWindow(QMainWindow):
             self,
             confirm_start=self._confirm_start,
         )
+        self.vm_page.selection_changed.connect(lambda _key: self.vm_actions.update_enabled())
+        self.vm_page.menu_requested.connect(self._table_menu)
         self._build_menus_and_toolbar()
+        self.sidebar.add_action = self.add_connection_action
         self.apply_visible_columns()
         self.summary_label = QLabel()
         self.statusBar().addPermanentWidget(self.summary_label)
@@ -145,82 +136,6 @@ class MainWindow(QMainWindow):
         self.select_connection(ALL_URI if self.manager.uris() else BUILTIN_URI)
 
     # ---- layout ----------------------------------------------------------------------------
-
-    def _build_sidebar(self) -> None:
-        self.sidebar = QListWidget()
-        self.sidebar.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long URIs keep both ends
-        self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.sidebar.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.sidebar.customContextMenuRequested.connect(self._sidebar_menu)
-        for uri, text, icon in ((ALL_URI, "All virtual machines", app_icon()),
-                                (BUILTIN_URI, "This computer (built-in)", computer_icon())):
-            item = QListWidgetItem(icon, text)
-            item.setData(URI_ROLE, uri)
-            self.sidebar.addItem(item)
-        self.sidebar.currentItemChanged.connect(self._on_sidebar_changed)
-        self.add_button = QToolButton()
-        self.add_button.setText("+")
-        self.add_button.setToolTip("Add a connection")
-        self.add_button.clicked.connect(self.add_connection_dialog)
-        self.remove_button = QToolButton()
-        self.remove_button.setText("−")
-        self.remove_button.setToolTip("Remove the selected connection")
-        self.remove_button.clicked.connect(self.remove_selected_connection)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.add_button)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        self.sidebar_panel = QWidget()
-        layout = QVBoxLayout(self.sidebar_panel)
-        layout.setContentsMargins(0, 0, 0, 0)
-        title = QLabel("Connections")
-        title.setStyleSheet("font-weight: bold; padding: 4px")
-        layout.addWidget(title)
-        layout.addWidget(self.sidebar)
-        layout.addLayout(buttons)
-
-    def _build_vm_page(self) -> None:
-        self.filter_box = QLineEdit()
-        self.filter_box.setPlaceholderText("Filter by name, state or connection (Ctrl+F)")
-        self.filter_box.setClearButtonEnabled(True)
-        self.filter_box.textChanged.connect(self.proxy.set_text)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        vh = self.table.verticalHeader()
-        vh.hide()
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row size queries
-        vh.setDefaultSectionSize(26)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(True)
-        for col, width in ((Column.NAME, 220), (Column.STATE, 120), (Column.CPU, 160),
-                           (Column.MEMORY, 170)):
-            self.table.setColumnWidth(col, width)
-        self.sparkline = SparklineDelegate(self.table)
-        self.table.setItemDelegateForColumn(Column.CPU, self.sparkline)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.table.customContextMenuRequested.connect(self._table_menu)
-        selection = self.table.selectionModel()
-        selection.selectionChanged.connect(self._on_selection_changed)
-        self.details = DetailsView(self.model, self.manager)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.table)
-        split.addWidget(self.details)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        self.vm_page = QWidget()
-        layout = QVBoxLayout(self.vm_page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.filter_box)
-        layout.addWidget(split)
 
     def _build_menus_and_toolbar(self) -> None:
         bar = self.menuBar()
@@ -260,12 +175,23 @@ class MainWindow(QMainWindow):
         for spec in SPECS:
             toolbar.addAction(self.vm_actions.actions[spec.name])
 
+    def _table_menu(self, global_pos: QPoint) -> None:
+        menu = QMenu(self)
+        for spec in SPECS:
+            menu.addAction(self.vm_actions.actions[spec.name])
+        menu.popup(global_pos)
+
+    def _update_summary(self, *_: Any) -> None:
+        self.summary_label.setText(
+            f"{self.proxy.rowCount()} of {self.model.rowCount()} VMs · "
+            f"{len(self.manager.uris())} connection(s)"
+        )
+
     # ---- creating and starting VMs ---------------------------------------------------------
 
     def connected_backends(self) -> list[tuple[str, str, Backend]]:
         """(uri, name, backend) of every connected connection, the one in view first."""
-        current = self.sidebar.currentItem()
-        shown = current.data(URI_ROLE) if current else ALL_URI
+        shown = self.sidebar.current_uri()
         rows: list[tuple[str, str, Backend]] = []
         for uri in self.manager.uris():
             backend = self.manager.backend(uri)
@@ -284,10 +210,10 @@ class MainWindow(QMainWindow):
             )
             return
         self.last_dialog = None
-        self.spawn(self._new_vm_wizard(backends))
+        self.spawn(self._new_vm_wizard(backends), "open the New VM wizard")
 
     async def _new_vm_wizard(self, backends: list[tuple[str, str, Backend]]) -> None:
-        from vmgui.ui.new_vm_wizard import run_new_vm_wizard  # noqa: PLC0415 - opened rarely
+        from vmgui.ui.new_vm_wizard import run_new_vm_wizard  # opened rarely: load on demand
 
         info = await run_new_vm_wizard(self, backends, self.host_status)
         if info is not None:
@@ -301,61 +227,25 @@ class MainWindow(QMainWindow):
         return await confirm_start(self, backend, vm.vm_id, await self.host_status(), vm.name)
 
     def apply_visible_columns(self) -> None:
-        for col, key in COLUMN_KEYS.items():
-            self.table.setColumnHidden(col, key not in self.settings.visible_columns)
+        self.vm_page.show_columns(self.settings.visible_columns)
 
     # ---- selection -------------------------------------------------------------------------
 
     def selected_key(self) -> VmKey | None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
-            return None
-        key: VmKey = rows[0].data(KEY_ROLE)
-        return key
+        return self.vm_page.selected_key()
 
     def select_vm(self, key: VmKey) -> bool:
-        row = self.model.row_of(key)
-        if row < 0:
-            return False
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
-        if not index.isValid():
-            return False
-        self.table.selectRow(index.row())
-        return True
-
-    def _on_selection_changed(self, *_: QItemSelection) -> None:
-        self.details.show_vm(self.selected_key())
-        self.vm_actions.update_enabled()
-
-    def _table_menu(self, pos: QPoint) -> None:
-        menu = QMenu(self)
-        for spec in SPECS:
-            menu.addAction(self.vm_actions.actions[spec.name])
-        menu.popup(self.table.viewport().mapToGlobal(pos))
-
-    def _update_summary(self, *_: Any) -> None:
-        self.summary_label.setText(
-            f"{self.proxy.rowCount()} of {self.model.rowCount()} VMs · "
-            f"{len(self.manager.uris())} connection(s)"
-        )
+        return self.vm_page.select_vm(key)
 
     # ---- connections -----------------------------------------------------------------------
 
     def sidebar_item(self, uri: str) -> QListWidgetItem | None:
-        for i in range(self.sidebar.count()):
-            item = self.sidebar.item(i)
-            if item.data(URI_ROLE) == uri:
-                return item
-        return None
+        return self.sidebar.item(uri)
 
     def select_connection(self, uri: str) -> None:
-        item = self.sidebar_item(uri)
-        if item is not None:
-            self.sidebar.setCurrentItem(item)
+        self.sidebar.select(uri)
 
-    def _on_sidebar_changed(self, current: QListWidgetItem | None, _: Any = None) -> None:
-        uri = current.data(URI_ROLE) if current else ALL_URI
-        self.remove_button.setEnabled(uri not in (ALL_URI, BUILTIN_URI))
+    def _on_sidebar_changed(self, uri: str) -> None:
         if uri == BUILTIN_URI:
             self.pages.setCurrentWidget(self.host_page)
             self._probe_host()
@@ -366,21 +256,13 @@ class MainWindow(QMainWindow):
 
     def _probe_host(self) -> None:
         """Run the host page's probe the first time the page is shown (it is not free)."""
-        start = getattr(self.host_page, "start_probe", None)
-        if start is None or self._host_probed:
+        if self._host_probed:
             return
         self._host_probed = True
-        try:
-            start(tuple(self.manager.uris()))
-        except Exception as exc:  # noqa: BLE001 - the page shows its own errors; this is a guard
-            self.show_status(f"The host check could not start: {readable(exc)}")
+        self.host_page.start_probe(tuple(self.manager.uris()))
 
     def open_connection(self, uri: str) -> None:
-        if self.sidebar_item(uri) is None:
-            item = QListWidgetItem(connection_icon(ConnectionState.CONNECTING), uri)
-            item.setData(URI_ROLE, uri)
-            item.setToolTip(f"Connecting to {uri}…")
-            self.sidebar.addItem(item)
+        self.sidebar.add_connection(uri)
         self.manager.add(uri)
 
     def add_connection(self, uri: str) -> str:
@@ -398,27 +280,24 @@ class MainWindow(QMainWindow):
         return ""
 
     def add_connection_dialog(self) -> None:
-        self.spawn(self._add_connection_dialog())
+        self.spawn(self._add_connection_dialog(), "add a connection")
 
     async def _add_connection_dialog(self) -> None:
         dialog = AddConnectionDialog(self.manager.uris() + [BUILTIN_URI], self)
         self.last_dialog = dialog
         try:
-            if await run_dialog(dialog):
+            if await accepted(dialog):
                 self.add_connection(dialog.uri())
         finally:
             dialog.deleteLater()
 
     def remove_selected_connection(self) -> None:
-        item = self.sidebar.currentItem()
-        uri = item.data(URI_ROLE) if item else ALL_URI
-        if uri not in (ALL_URI, BUILTIN_URI):
-            self.spawn(self.remove_connection(uri))
+        uri = self.sidebar.current_uri()
+        if is_removable(uri):
+            self.spawn(self.remove_connection(uri), f"remove {uri}")
 
     async def remove_connection(self, uri: str) -> None:
-        item = self.sidebar_item(uri)
-        if item is not None:
-            self.sidebar.takeItem(self.sidebar.row(item))
+        self.sidebar.remove_connection(uri)
         if uri in self.settings.connections:
             self.settings.connections.remove(uri)
             self.save_settings()
@@ -426,18 +305,7 @@ class MainWindow(QMainWindow):
         self.show_status(f"Removed connection {uri}")
         self._update_summary()
 
-    def _sidebar_menu(self, pos: QPoint) -> None:
-        item = self.sidebar.itemAt(pos)
-        uri = item.data(URI_ROLE) if item else ALL_URI
-        menu = QMenu(self)
-        menu.addAction(self.add_connection_action)
-        if uri not in (ALL_URI, BUILTIN_URI):
-            menu.addAction("Reconnect", lambda: self.spawn(self.manager.reconnect(uri)))
-            menu.addAction("Remove Connection", lambda: self.spawn(self.remove_connection(uri)))
-        menu.popup(self.sidebar.viewport().mapToGlobal(pos))
-
     def _on_status(self, status: ConnectionStatus) -> None:
-        item = self.sidebar_item(status.uri)
         if status.state == ConnectionState.CONNECTED:
             text = f"Connected to {status.uri}"
         elif status.state == ConnectionState.CONNECTING:
@@ -449,32 +317,30 @@ class MainWindow(QMainWindow):
             # The backend retries on its own once a connection has worked.
             if self.model.keys(status.uri) and "retry" not in reason.lower():
                 text += ", retrying"
-        if item is not None:
-            item.setIcon(connection_icon(status.state))
-            item.setToolTip(text)
+        self.sidebar.show_state(status.uri, status.state, text)
         self.show_status(text)
 
     async def ask_credentials(
-        self, uri: str, prompts: list[CredentialPromptLike]
+        self, uri: str, prompts: list[CredentialPrompt]
     ) -> list[str] | None:
         """openAuth's callback, awaited by the backend: one answer per prompt, None = cancel."""
         dialog = CredentialsDialog(uri, prompts, self)
         self.last_dialog = dialog
         try:
-            return dialog.answers() if await run_dialog(dialog) else None
+            return dialog.answers() if await accepted(dialog) else None
         finally:
             dialog.deleteLater()
 
     # ---- preferences -----------------------------------------------------------------------
 
     def preferences_dialog(self) -> None:
-        self.spawn(self._preferences_dialog())
+        self.spawn(self._preferences_dialog(), "change the preferences")
 
     async def _preferences_dialog(self) -> None:
         dialog = PreferencesDialog(self.settings, self)
         self.last_dialog = dialog
         try:
-            if await run_dialog(dialog):
+            if await accepted(dialog):
                 dialog.apply_to(self.settings)
                 self.apply_settings()
                 self.save_settings()
@@ -489,6 +355,7 @@ class MainWindow(QMainWindow):
         try:
             self._persist(self.settings)
         except OSError as exc:
+            log.warning("cannot save the settings: %s", exc)
             self.show_error(f"Could not save the settings: {exc.strerror or exc}")
 
     # ---- messages and tasks ----------------------------------------------------------------
@@ -496,33 +363,23 @@ class MainWindow(QMainWindow):
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(text)
 
-    def show_error(self, text: str) -> None:
-        """One readable sentence: status bar and a non-blocking message box."""
+    def show_error(self, text: str, details: str = "") -> None:
+        """One readable sentence: status bar and a non-blocking message box (with Details)."""
         self.last_error = text
         self.statusBar().showMessage(text)
-        box = QMessageBox(QMessageBox.Icon.Warning, "vmgui", text, QMessageBox.StandardButton.Ok,
-                          self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box = ErrorDialog(text, details, self)
         self.last_message_box = box
         box.open()
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.show_error(readable(task.exception() or Exception()))
+    def spawn(self, coro: Any, what: str) -> Any:
+        """`run_for(self, ...)` with this window's error reporting."""
+        return run_for(self, coro, what, report=self.show_error)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        for t in list(self.tasks) + list(self.vm_actions.tasks):
-            t.cancel()
+        cancel_tasks(self)
+        cancel_tasks(self.vm_actions.owner)
         super().closeEvent(event)
 
     async def shutdown(self) -> None:
         """Close every connection (the app awaits this before the loop ends)."""
         await self.manager.close_all()
-

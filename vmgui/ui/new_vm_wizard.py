@@ -25,10 +25,11 @@ the disk image the wizard created, never an imported one).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QSize, Qt, Signal
@@ -38,7 +39,7 @@ from PySide6.QtWidgets import QWidget, QWizard
 from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.model import DiskConfig, VmConfig, VmInfo
 from vmgui.model.host import DomainCapabilities, HostStatus
-from vmgui.ui.connections import readable
+from vmgui.ui.errors import log_failure, readable
 from vmgui.ui.new_vm_pages import (
     DISK_EXISTING,
     DISK_NEW,
@@ -59,6 +60,9 @@ from vmgui.ui.new_vm_pages import (
 )
 from vmgui.ui.new_vm_rules import HostLimits, host_limits
 from vmgui.ui.new_vm_widgets import show_message
+from vmgui.ui.tasks import exec_async, run_for
+
+log = logging.getLogger(__name__)
 
 HostStatusProvider = Callable[[], Awaitable[HostStatus]]
 CapsFetcher = Callable[[str], Awaitable[DomainCapabilities]]
@@ -122,18 +126,19 @@ class NewVmWizard(QWizard):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._lookups:
-            self._spawn(self._load_host())
+            self._spawn(self._load_host(), "measure this computer")
             self._look_up_connection()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        self._lookups.append(asyncio.ensure_future(coro))
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        self._lookups.append(run_for(self, coro, what))
 
     async def _load_host(self) -> None:
         facts = self.state.facts
         try:
             if self._host_provider is not None:
                 facts.host = await asyncio.wait_for(self._host_provider(), LOOKUP_TIMEOUT_S)
-        except (Exception, TimeoutError):
+        except Exception as exc:
+            log_failure(log, f"The host measurement failed: {readable(exc)}", exc)
             facts.host = None  # unknown host: the type follows the connection's capabilities
         facts.host_done = True
         self._facts_arrived()
@@ -144,19 +149,20 @@ class NewVmWizard(QWizard):
         conn = self.state.connection
         if conn.uri not in self._caps_asked and not is_builtin(conn.uri):
             self._caps_asked.add(conn.uri)
-            self._spawn(self._load_caps(conn.uri))
+            self._spawn(self._load_caps(conn.uri), f"read the capabilities of {conn.uri}")
         if conn.uri not in self._names_asked:
             self._names_asked.add(conn.uri)
-            self._spawn(self._load_names(conn))
+            self._spawn(self._load_names(conn), f"list the VMs of {conn.uri}")
         if conn.uri not in self.state.facts.limits and conn.uri not in self._limits_asked:
             self._limits_asked.add(conn.uri)
-            self._spawn(self._load_limits(conn))
+            self._spawn(self._load_limits(conn), f"read the resources of {conn.uri}")
 
     async def _load_limits(self, conn: Connection) -> None:
         try:
             resources = await asyncio.wait_for(conn.backend.host_resources(), LOOKUP_TIMEOUT_S)
             limits: HostLimits | str = host_limits(resources)
-        except (Exception, TimeoutError) as exc:
+        except Exception as exc:
+            log_failure(log, f"Cannot read the resources of {conn.uri}: {readable(exc)}", exc)
             limits = readable(exc) if str(exc) else "it did not answer"
         self.state.facts.limits[conn.uri] = limits
         self._facts_arrived()
@@ -164,7 +170,8 @@ class NewVmWizard(QWizard):
     async def _load_caps(self, uri: str) -> None:
         try:
             caps = await asyncio.wait_for(self._caps_fetcher(uri), LOOKUP_TIMEOUT_S)
-        except (Exception, TimeoutError) as exc:
+        except Exception as exc:
+            log_failure(log, f"Cannot read the capabilities of {uri}: {readable(exc)}", exc)
             caps = DomainCapabilities(uri=uri, error=readable(exc))
         self.state.facts.caps[uri] = caps
         self._facts_arrived()
@@ -172,7 +179,8 @@ class NewVmWizard(QWizard):
     async def _load_names(self, conn: Connection) -> None:
         try:
             vms = await asyncio.wait_for(conn.backend.list_vms(), LOOKUP_TIMEOUT_S)
-        except (Exception, TimeoutError):
+        except Exception as exc:
+            log_failure(log, f"Cannot list the VMs of {conn.uri}: {readable(exc)}", exc)
             self._names_asked.discard(conn.uri)  # ask again next time; define still refuses
             return
         self.state.facts.taken[conn.uri] = {vm.name for vm in vms}
@@ -284,7 +292,7 @@ class NewVmWizard(QWizard):
         if self._busy() or self.currentPage() is not self.summary:
             return
         self._set_busy("Creating the VM…")
-        self._task = asyncio.ensure_future(self._create(self.config()))
+        self._task = run_for(self, self._create(self.config()), "create the VM")
 
     async def _create(self, config: VmConfig) -> None:
         conn = self.state.connection
@@ -294,11 +302,14 @@ class NewVmWizard(QWizard):
             elif self.source.kind() == SOURCE_DEMO_LINUX:
                 config.kernel, config.initrd, config.cmdline = await self._demo_linux()
             await self._make_disk_folder(config)
+            # Not a task of the wizard: a definition under way completes even if the wizard is
+            # cancelled (then _abandon deletes it again), so it is shielded, not owned.
             self._define = asyncio.ensure_future(conn.backend.define(config))
             info = await asyncio.shield(self._define)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # BackendError, or a bug: either way a sentence, inputs kept
+            log_failure(log, f"Could not create {config.name}: {readable(exc)}", exc)
             self._failed(readable(exc))
             return
         self.created = info
@@ -310,6 +321,7 @@ class NewVmWizard(QWizard):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                log_failure(log, f"Could not start {info.name}: {readable(exc)}", exc)
                 self._finish_with_note(
                     f"{info.name} was created, but it could not start: {readable(exc)}"
                 )
@@ -406,8 +418,9 @@ class NewVmWizard(QWizard):
             if fut.cancelled() or fut.exception() is not None:
                 return
             info = fut.result()
-            task = asyncio.ensure_future(conn.backend.delete(info.vm_id, new_disks))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            # Owned by nobody: the wizard is gone by now; a failure is logged.
+            run_for(None, conn.backend.delete(info.vm_id, new_disks),
+                    f"delete the abandoned VM {info.name}")
 
         define.add_done_callback(undo)
 
@@ -423,16 +436,9 @@ async def run_new_vm_wizard(
 ) -> VmInfo | None:
     """Open the wizard and wait (without blocking the loop) for the VM it created, if any."""
     wizard = NewVmWizard(backends, host_status_provider, parent)
-    future: asyncio.Future[VmInfo | None] = asyncio.get_running_loop().create_future()
-
-    def finished(_result: int) -> None:
-        if not future.done():
-            future.set_result(wizard.created)
-
-    wizard.finished.connect(finished)
-    wizard.open()
     try:
-        return await future
+        await exec_async(wizard)
+        return wizard.created
     finally:
-        with contextlib.suppress(RuntimeError):
+        if shiboken6.isValid(wizard):
             wizard.deleteLater()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
 import libvirt
+
+from vmgui.model.credentials import AskCredentials, CredentialPrompt
+
+__all__ = ["SUPPORTED_CREDENTIALS", "AskCredentials", "CredentialPrompt", "prompts_for"]
 
 # libvirt credential types we can answer, and whether the answer must be hidden while typed
 SUPPORTED_CREDENTIALS = {
@@ -15,20 +16,6 @@ SUPPORTED_CREDENTIALS = {
     libvirt.VIR_CRED_ECHOPROMPT: ("answer", False),
     libvirt.VIR_CRED_NOECHOPROMPT: ("secret", True),
 }
-
-
-@dataclass(frozen=True)
-class CredentialPrompt:
-    """One question: `kind` is "username", "password", "answer" or "secret"."""
-
-    kind: str
-    prompt: str
-    default: str = ""
-    secret: bool = False
-
-
-# ask_credentials(uri, prompts) -> one answer per prompt, or None when the user cancelled
-AskCredentials = Callable[[str, list[CredentialPrompt]], Awaitable[list[str] | None]]
 
 
 def prompts_for(creds: list[list[object]]) -> list[CredentialPrompt]:

@@ -1,0 +1,111 @@
+"""The VM page: filter box, the VM table (sparklines in the CPU column) and the details below.
+
+It presents the shared VM model through the filter proxy and knows which row is selected;
+acting on the selection is the actions' job (vmgui.ui.actions).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vmgui.ui.connections import ConnectionManager
+from vmgui.ui.details import DetailsView
+from vmgui.ui.sparkline import SparklineDelegate
+from vmgui.ui.vm_model import COLUMN_KEYS, KEY_ROLE, Column, VmKey, VmTableModel
+from vmgui.ui.vm_proxy import VmFilterProxy
+
+ROW_HEIGHT = 26
+COLUMN_WIDTHS = ((Column.NAME, 220), (Column.STATE, 120), (Column.CPU, 160), (Column.MEMORY, 170))
+
+
+class VmPage(QWidget):
+    #: The selected VM changed (its VmKey, or None).
+    selection_changed = Signal(object)
+    #: A context menu was asked for at this global position.
+    menu_requested = Signal(QPoint)
+
+    def __init__(
+        self,
+        model: VmTableModel,
+        proxy: VmFilterProxy,
+        manager: ConnectionManager,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._proxy = proxy
+        self.filter_box = QLineEdit()
+        self.filter_box.setPlaceholderText("Filter by name, state or connection (Ctrl+F)")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.textChanged.connect(proxy.set_text)
+        self.table = QTableView()
+        self.table.setModel(proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        vh = self.table.verticalHeader()
+        vh.hide()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row size queries
+        vh.setDefaultSectionSize(ROW_HEIGHT)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
+        for col, width in COLUMN_WIDTHS:
+            self.table.setColumnWidth(col, width)
+        self.sparkline = SparklineDelegate(self.table)
+        self.table.setItemDelegateForColumn(Column.CPU, self.sparkline)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(
+            lambda pos: self.menu_requested.emit(self.table.viewport().mapToGlobal(pos))
+        )
+        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.details = DetailsView(model, manager)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.filter_box)
+        layout.addWidget(split)
+
+    def selected_key(self) -> VmKey | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        key: VmKey = rows[0].data(KEY_ROLE)
+        return key
+
+    def select_vm(self, key: VmKey) -> bool:
+        row = self._model.row_of(key)
+        if row < 0:
+            return False
+        index = self._proxy.mapFromSource(self._model.index(row, 0))
+        if not index.isValid():
+            return False
+        self.table.selectRow(index.row())
+        return True
+
+    def show_columns(self, visible: list[str]) -> None:
+        for col, key in COLUMN_KEYS.items():
+            self.table.setColumnHidden(col, key not in visible)
+
+    def _on_selection_changed(self, *_: object) -> None:
+        key = self.selected_key()
+        self.details.show_vm(key)
+        self.selection_changed.emit(key)

@@ -21,6 +21,18 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The app (and every vmgui process a test starts) logs here, not in the user's log dir."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
+
+
 @functools.cache
 def _test_loop_class() -> type:
     import qasync

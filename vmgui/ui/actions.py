@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,9 +22,11 @@ from vmgui.backends.base import Backend
 from vmgui.model import StorageItem, VmInfo, VmState
 from vmgui.ui.connections import ConnectionManager
 from vmgui.ui.delete_dialog import DeleteVmDialog
-from vmgui.ui.errors import readable
-from vmgui.ui.tasks import accepted, run_for, tasks_of
+from vmgui.ui.errors import log_failure, readable
+from vmgui.ui.tasks import Report, accepted, run_for, tasks_of
 from vmgui.ui.vm_model import VmKey, VmTableModel
+
+log = logging.getLogger(__name__)
 
 _ACTIVE = {VmState.RUNNING, VmState.BLOCKED}
 
@@ -86,7 +89,7 @@ class VmActions:
         model: VmTableModel,
         manager: ConnectionManager,
         selected: Callable[[], VmKey | None],
-        report_error: Callable[[str], None],
+        report_error: Report,
         report_status: Callable[[str], None],
         parent: QWidget,
         confirm_start: StartConfirmation | None = None,
@@ -135,10 +138,7 @@ class VmActions:
         if key is None or vm is None or key in self._busy or not spec.enabled_in(vm.state):
             return
         coro = self._delete(key, vm) if name is VmAction.DELETE else self._run(spec, key, vm)
-        run_for(self.owner, coro, f"{spec.verb} “{vm.name}”", report=self._report)
-
-    def _report(self, sentence: str, _details: str) -> None:
-        self._report_error(sentence)
+        run_for(self.owner, coro, f"{spec.verb} “{vm.name}”", report=self._report_error)
 
     async def _run(self, spec: ActionSpec, key: VmKey, vm: VmInfo) -> None:
         backend = self._manager.backend(key[0])
@@ -171,8 +171,9 @@ class VmActions:
             storage = await backend.list_storage(key[1])
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the VM itself can still be deleted
+        except Exception as exc:  # the VM itself can still be deleted
             problem = f"Its storage cannot be listed: {readable(exc)}"
+            log_failure(log, f"{vm.name}: {problem}", exc)
         dialog = DeleteVmDialog(vm.name, storage, problem, self._parent)
         self.last_dialog = dialog
         try:

@@ -9,6 +9,7 @@ lost. A running VM is told that the changes wait for its next start (CD media ch
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -38,8 +39,7 @@ from vmgui.model.vm_settings import (
     CdromDrive,
     VmSettings,
 )
-from vmgui.ui.connections import readable
-from vmgui.ui.dialogs import run_dialog
+from vmgui.ui.errors import log_failure, readable
 from vmgui.ui.new_vm_pages import TYPE_LABELS
 from vmgui.ui.new_vm_widgets import (
     HINT_COLOUR,
@@ -48,6 +48,9 @@ from vmgui.ui.new_vm_widgets import (
     message_label,
     show_message,
 )
+from vmgui.ui.tasks import accepted, run_for
+
+log = logging.getLogger(__name__)
 
 MIN_MEMORY_MIB = 16
 MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB: libvirt and the host judge the real limit
@@ -220,7 +223,7 @@ class EditVmDialog(QDialog):
     def _start_apply(self) -> None:
         if self._task is not None and not self._task.done():
             return
-        self._task = asyncio.ensure_future(self._run_apply(self.settings()))
+        self._task = run_for(self, self._run_apply(self.settings()), "save the changes")
 
     async def _run_apply(self, settings: VmSettings) -> None:
         show_message(self.error, "")
@@ -229,7 +232,8 @@ class EditVmDialog(QDialog):
             self.result_of_apply = await self._apply(settings)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - BackendError or a bug: a sentence, fields kept
+        except Exception as exc:  # BackendError or a bug: a sentence (logged), fields kept
+            log_failure(log, f"Could not save the changes: {readable(exc)}", exc)
             show_message(self.error, readable(exc))
             return
         finally:
@@ -257,7 +261,7 @@ async def edit_vm(
     dialog = EditVmDialog(vm.name, settings, apply, vm.state.is_active, parent)
     opened(dialog)
     try:
-        if not await run_dialog(dialog):
+        if not await accepted(dialog):
             return ""
         result = dialog.result_of_apply
     finally:

@@ -59,6 +59,8 @@ class HostStatusCache:
         if self._status is not None:
             return self._status
         if self._task is None or (self._task.done() and self._task.exception() is not None):
+            # A memo shared by every caller, not a widget's task: each caller awaits it
+            # (shielded) and reports a failure itself, so it is not started with run_for.
             self._task = asyncio.ensure_future(probe_host_async(executor=self._executor))
         status = await asyncio.shield(self._task)
         self._status = self._status or status

@@ -7,9 +7,10 @@ toolbar, adding and removing connections, preferences, and how messages reach th
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -45,6 +46,7 @@ from vmgui.ui.vm_proxy import VmFilterProxy
 __all__ = ["ALL_URI", "BUILTIN_URI", "URI_ROLE", "BackendFactory", "MainWindow"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BackendFactory = Callable[[str, AskCredentials], Backend]
 
@@ -82,12 +84,10 @@ class MainWindow(QMainWindow):
         self.sidebar.selected.connect(self._on_sidebar_changed)
         self.sidebar.add_requested.connect(self.add_connection_dialog)
         self.sidebar.remove_requested.connect(
-            lambda uri: run_for(self, self.remove_connection(uri), f"remove {uri}",
-                                report=self.show_error)
+            lambda uri: self.spawn(self.remove_connection(uri), f"remove {uri}")
         )
         self.sidebar.reconnect_requested.connect(
-            lambda uri: run_for(self, self.manager.reconnect(uri), f"reconnect to {uri}",
-                                report=self.show_error)
+            lambda uri: self.spawn(self.manager.reconnect(uri), f"reconnect to {uri}")
         )
         self.remove_button = self.sidebar.remove_button
         self.vm_page = VmPage(self.model, self.proxy, self.manager)
@@ -371,7 +371,7 @@ class MainWindow(QMainWindow):
         self.last_message_box = box
         box.open()
 
-    def spawn(self, coro: Any, what: str) -> Any:
+    def spawn(self, coro: Coroutine[Any, Any, T], what: str) -> asyncio.Task[T]:
         """`run_for(self, ...)` with this window's error reporting."""
         return run_for(self, coro, what, report=self.show_error)
 

@@ -1,5 +1,7 @@
 """The new-VM wizard's pages: source, resources, storage, name and type, summary.
 
+log = logging.getLogger(__name__)
+
 Pages read shared facts (host status, connection capabilities, names in use) from one
 `WizardState`, which the wizard fills asynchronously; `state.changed` makes visible pages
 refresh. A page never talks to a backend itself. Bad input is reported on the page in one
@@ -9,6 +11,7 @@ sentence and the page is not left, so nothing typed is lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ from vmgui.backends.base import Backend, is_builtin
 from vmgui.host.memory import free_memory_problem
 from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
 from vmgui.ui import new_vm_rules as rules
+from vmgui.ui.errors import log_failure, readable
 from vmgui.ui.new_vm_widgets import (
     HINT_COLOUR,
     ExplainingSpinBox,
@@ -43,6 +47,9 @@ from vmgui.ui.new_vm_widgets import (
     message_label,
     show_message,
 )
+from vmgui.ui.tasks import run_for
+
+log = logging.getLogger(__name__)
 
 ISO_FILTER = "Installer images (*.iso *.ISO)"
 DISK_FILTER = "Disk images (*.img *.raw *.qcow2 *.vmdk *.vdi)"
@@ -347,15 +354,16 @@ class SourcePage(QWizardPage):
         if key in self._checked:
             return self._checked[key]
         if self._check_task is None or self._check_task.done():
-            self._check_task = asyncio.ensure_future(self._run_check(key, check))
+            self._check_task = run_for(self, self._run_check(key, check), "check the file")
         return "Checking the file…"
 
     async def _run_check(self, key: tuple[str, str, str],
                          check: Callable[[str], Awaitable[str]]) -> None:
         try:
             problem = await check(key[2])
-        except Exception as exc:  # noqa: BLE001 - a failed check is its sentence
-            problem = str(exc) or type(exc).__name__
+        except Exception as exc:  # a failed check is its sentence (a bug is logged too)
+            problem = readable(exc)
+            log_failure(log, f"Checking {key[2]} failed: {problem}", exc)
         self._checked[key] = problem
         wizard = self.wizard()
         now = (self.state.connection.uri, self.kind(), self.main_file())

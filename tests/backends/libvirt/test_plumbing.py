@@ -10,6 +10,7 @@ import libvirt
 from tests.backends.libvirt.helpers import EventRecorder, vm_state_is
 from vmgui.backends.base import BackendError
 from vmgui.backends.libvirt import CredentialPrompt, LibvirtBackend, list_all, list_connections
+from vmgui.backends.libvirt.credentials import CredentialsBridge
 from vmgui.backends.libvirt.eventloop import ensure_event_loop
 from vmgui.model import VmInfo, VmState
 
@@ -62,13 +63,14 @@ def test_credentials_are_asked_on_the_loop_and_answered(
     backend = LibvirtBackend("qemu+tcp://example.invalid/system", ask_credentials=ask)
 
     async def scenario() -> tuple[int, list[list[object]]]:
-        backend._loop = asyncio.get_running_loop()
+        bridge = CredentialsBridge(backend.uri, ask)
+        bridge.loop = asyncio.get_running_loop()
         creds: list[list[object]] = [
             [libvirt.VIR_CRED_AUTHNAME, "Username", "", "root", None],
             [libvirt.VIR_CRED_PASSPHRASE, "Password", "", "", None],
         ]
         rc = await asyncio.get_running_loop().run_in_executor(
-            None, backend._credentials_blocking, creds, None
+            None, bridge.answer_blocking, creds, None
         )
         return rc, creds
 
@@ -90,10 +92,11 @@ def test_cancelled_credentials_fail_the_open(qt_loop: asyncio.AbstractEventLoop)
     backend = LibvirtBackend("qemu+tcp://example.invalid/system", ask_credentials=cancel)
 
     async def scenario() -> int:
-        backend._loop = asyncio.get_running_loop()
+        bridge = CredentialsBridge(backend.uri, cancel)
+        bridge.loop = asyncio.get_running_loop()
         creds: list[list[object]] = [[libvirt.VIR_CRED_PASSPHRASE, "Password", "", "", None]]
         return await asyncio.get_running_loop().run_in_executor(
-            None, backend._credentials_blocking, creds, None
+            None, bridge.answer_blocking, creds, None
         )
 
     assert qt_loop.run_until_complete(scenario()) == -1

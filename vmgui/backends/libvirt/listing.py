@@ -23,17 +23,8 @@ def info_blocking(conn: libvirt.virConnect, uri: str, vm_id: str) -> VmInfo:
         autostart = bool(dom.autostart())
     except libvirt.libvirtError:
         autostart = False
-    return VmInfo(
-        connection=uri,
-        vm_id=vm_id,
-        name=dom.name(),
-        state=stats.vm_state(state),
-        memory_kib=int(max_kib),
-        vcpus=int(vcpus),
-        persistent=bool(dom.isPersistent()),
-        autostart=autostart,
-        reason=stats.state_reason(state, reason),
-    )
+    return _vm_info(uri, vm_id, dom.name(), state, reason, max_kib, vcpus,
+                    bool(dom.isPersistent()), autostart)
 
 
 def list_blocking(conn: libvirt.virConnect, uri: str) -> list[VmInfo]:
@@ -51,20 +42,26 @@ def list_blocking(conn: libvirt.virConnect, uri: str) -> list[VmInfo]:
         if not max_kib or not vcpus:
             # drivers without those stats (test:///, inactive VMs on some versions)
             _st, max_kib, _cur, vcpus, _cpu = dom.info()
-        infos.append(
-            VmInfo(
-                connection=uri,
-                vm_id=vm_id,
-                name=dom.name(),
-                state=stats.vm_state(state),
-                memory_kib=int(max_kib),
-                vcpus=int(vcpus),
-                persistent=vm_id not in transient,
-                autostart=vm_id in autostart,
-                reason=stats.state_reason(state, reason),
-            )
-        )
+        infos.append(_vm_info(uri, vm_id, dom.name(), state, reason, max_kib, vcpus,
+                              vm_id not in transient, vm_id in autostart))
     return infos
+
+
+def _vm_info(
+    uri: str, vm_id: str, name: str, state: int, reason: int, max_kib: int, vcpus: int,
+    persistent: bool, autostart: bool,
+) -> VmInfo:
+    return VmInfo(
+        connection=uri,
+        vm_id=vm_id,
+        name=name,
+        state=stats.vm_state(state),
+        memory_kib=int(max_kib),
+        vcpus=int(vcpus),
+        persistent=persistent,
+        autostart=autostart,
+        reason=stats.state_reason(state, reason),
+    )
 
 
 def stats_blocking(conn: libvirt.virConnect) -> list[VmStatsSample]:

@@ -7,7 +7,6 @@ panel serves the built-in VMM's shared framebuffer and libvirt's VNC consoles.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -33,6 +32,7 @@ from vmgui.console.source import FramebufferSource
 from vmgui.console.terminal import TerminalSession
 from vmgui.ui.console.terminal_view import SerialTerminalView
 from vmgui.ui.console.view import ConsoleView, Scale
+from vmgui.ui.tasks import run_for
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ class ConsoleWindow(QMainWindow):
             self.showNormal()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        asyncio.ensure_future(self.panel.close_console())
+        # Outlives the window on purpose (its widgets are going): owned by nobody, logged.
+        run_for(None, self.panel.close_console(), "close the console")
         self.closed.emit()
         super().closeEvent(event)

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
 from vmgui.settings import Settings
-from vmgui.ui.dialogs import run_dialog
+from vmgui.ui.tasks import exec_async
 
 #: How long a VM may take to shut down before Force Off is offered (seconds).
 FORCE_OFF_OFFER_S = 60.0
@@ -39,7 +39,7 @@ async def _answer(box: QMessageBox, yes_text: str, no: QMessageBox.StandardButto
     box.setDefaultButton(cancel)  # Enter must not pull the plug
     box.setEscapeButton(cancel)
     try:
-        await run_dialog(box)
+        await exec_async(box)
         return box.clickedButton() is yes
     finally:
         if shiboken6.isValid(box):

@@ -6,22 +6,33 @@ import struct
 
 from hypothesis import strategies as st
 
-from tests.vmm.virtio.fuzzing import ADDRESS_CHOICES, DEVICES, FuzzCase
+from tests.vmm.virtio.fuzzing import ADDRESS_CHOICES, DEVICES, REGIONS, FuzzCase
 from vmgui.vmm.virtio.queue import VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 
 u16 = st.integers(0, 0xFFFF)
 # Each field is mostly plausible (so requests get through to the device code) and sometimes
 # hostile (so every check is hit).
 small_index = st.one_of(st.integers(0, 7), st.integers(0, 7), st.integers(0, 7), u16)
+#: Near the seams and ends of every region (see fuzzing.REGIONS), where truncation would hide.
+edges = st.builds(lambda base, delta: max(base + delta, 0),
+                  st.sampled_from([start + off for start, size in REGIONS for off in (0, size)]),
+                  st.integers(-0x1000, 0x100))
 addresses = st.one_of(st.integers(0x100000, 0x10FFFF), st.integers(0x100000, 0x10FFFF),
-                      st.sampled_from(ADDRESS_CHOICES), st.integers(0, (1 << 64) - 1))
+                      st.sampled_from(ADDRESS_CHOICES), edges, st.integers(0, (1 << 64) - 1))
 lengths = st.one_of(st.integers(0, 0x1200), st.sampled_from([1, 16, 512, 1024, 4096]),
                     st.sampled_from([0, 17, 1 << 20, 0xFFFF_FFFF]))
 plausible_flags = st.sampled_from([0, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
                                    VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE])
 flags = st.one_of(plausible_flags, plausible_flags, plausible_flags,
                   st.just(VIRTQ_DESC_F_INDIRECT), u16)
-descriptor = st.tuples(addresses, lengths, flags, small_index)
+#: A buffer ending within 64 bytes of a region's end, or crossing it by up to 64 bytes: where a
+#: missing "leaves RAM" check would only truncate the buffer, never raise.
+at_region_end = st.builds(
+    lambda end, before, after, fl, nxt: (end - before, before + after, fl, nxt),
+    st.sampled_from([start + size for start, size in REGIONS]),
+    st.integers(1, 64), st.integers(0, 64), plausible_flags, small_index,
+)
+descriptor = st.one_of(st.tuples(addresses, lengths, flags, small_index), at_region_end)
 blk_header = st.builds(
     lambda kind, sector: struct.pack("<IIQ", kind, 0, sector),
     st.sampled_from([0, 0, 1, 1, 4, 8, 11, 99]),

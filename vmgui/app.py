@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vmgui import __version__
-from vmgui.backends.base import Backend, BackendError, is_builtin
+from vmgui.backends.base import BUILTIN_URI, Backend, BackendError, is_builtin
 from vmgui.logs import install_loop_handler, setup_logging
 from vmgui.model.credentials import AskCredentials
 from vmgui.settings import Settings, load_settings, save_settings
@@ -210,6 +210,11 @@ async def add_local_libvirt(
 
 
 async def _run_gui(args: argparse.Namespace, app: QApplication, quit_on: _QuitOnSignal) -> int:
+    if args.open_console:
+        from vmgui.ui.console.launch import run_open_console
+
+        uri = args.connect[0] if args.connect else BUILTIN_URI
+        return await run_open_console(app, uri, args.open_console, args.screenshot, make_backend)
     from vmgui.ui.main_window import MainWindow
 
     settings = load_settings()
@@ -344,7 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect", action="append", metavar="URI", default=[],
                         help="open this connection (repeatable; default: the saved ones)")
     parser.add_argument("--screenshot", metavar="FILE",
-                        help="save a PNG of the window once the VM lists are loaded, then exit")
+                        help="save a PNG of the window once the VM lists are loaded (with "
+                        "--open-console: once the guest's screen is shown), then exit")
+    parser.add_argument("--open-console", metavar="NAME",
+                        help="show this VM's console alone, at 1:1 (connection: the first "
+                        "--connect, default the built-in one)")
     sub = parser.add_subparsers(dest="command")
     lst = sub.add_parser("list", help="print every VM of the connections")
     lst.add_argument("--connect", action="append", metavar="URI", default=[],

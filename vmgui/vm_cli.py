@@ -14,8 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from vmgui.backends.base import BUILTIN_URI, Backend, BackendError
-from vmgui.model import DiskConfig, VmConfig, VmInfo
+from vmgui.backends.base import BUILTIN_URI, Backend, BackendError, find_vm
+from vmgui.model import DiskConfig, VmConfig
 
 BackendFactory = Callable[[str], Backend]
 COMMANDS = ("create", "start", "shutdown", "destroy", "delete")
@@ -100,18 +100,11 @@ def config_from(args: argparse.Namespace) -> VmConfig:
     )
 
 
-async def _find(backend: Backend, name: str) -> VmInfo:
-    for vm in await backend.list_vms():
-        if name in (vm.name, vm.vm_id):
-            return vm
-    raise BackendError(f"There is no VM named “{name}” on {backend.uri}.")
-
-
 async def _run(args: argparse.Namespace, backend: Backend) -> str:
     if args.command == "create":
         info = await backend.define(config_from(args))
         return f"Created {info.name} ({info.vm_id})"
-    vm = await _find(backend, args.name)
+    vm = await find_vm(backend, args.name)
     actions: dict[str, Callable[[str], Awaitable[None]]] = {
         "start": backend.start,
         "shutdown": backend.shutdown,

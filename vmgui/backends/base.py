@@ -157,3 +157,11 @@ class Backend(Protocol):
 
     async def open_serial(self, vm_id: str) -> ByteStream:
         """The VM's serial console as a byte stream; BackendError when it has none."""
+
+
+async def find_vm(backend: Backend, name: str) -> VmInfo:
+    """The VM called `name` (or with that id); BackendError with a sentence when there is none."""
+    for vm in await backend.list_vms():
+        if name in (vm.name, vm.vm_id):
+            return vm
+    raise BackendError(f"There is no VM named “{name}” on {backend.uri}.")

@@ -11,7 +11,6 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage, QKeyEvent
 from PySide6.QtWidgets import QApplication
 
-from tests.fixtures.console import SocketByteStream
 from tests.ui.conftest import run, run_until
 from tests.vmm.test_qmp_machine import fb_pixel
 from vmgui.console import open_source
@@ -109,7 +108,7 @@ def test_keys_typed_in_the_panel_reach_the_guest_and_the_serial_tab_shows_the_ec
     source = open_source(vmm.endpoint)
     run(qt_loop, source.start())
     panel.show_source(source)
-    panel.show_serial(TerminalSession(SocketByteStream(vmm.serial), panel.terminal.model))
+    panel.show_serial(TerminalSession(run(qt_loop, vmm.serial_stream()), panel.terminal.model))
     panel.resize(700, 500)
     panel.show()
 

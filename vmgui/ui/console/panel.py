@@ -11,9 +11,10 @@ import contextlib
 import functools
 import logging
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -238,6 +239,15 @@ class ConsoleWindow(QMainWindow):
         self.setCentralWidget(panel)
         panel.detach_action.setVisible(False)
         panel.fullScreenRequested.connect(self._full_screen)
+
+    def fit_to_guest(self) -> None:
+        """Size the window so the console shows the whole guest screen at the current scale."""
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        screen = self.screen().availableSize() if self.screen() else None
+        size = self.sizeHint()
+        if screen is not None:
+            size = size.boundedTo(screen)
+        self.resize(size)
 
     def _full_screen(self, on: bool) -> None:
         if on:

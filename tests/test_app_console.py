@@ -34,8 +34,8 @@ def find_guest(image: Any) -> tuple[int, int] | None:
 def test_open_console_screenshot_shows_the_guest_at_one_to_one(
     builtin_env: Any,
     build_guest: Any,
-    xvfb_display: str,
-    tmp_path: Path,  # noqa: F811
+    xvfb_display: str,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ) -> None:
     from PySide6.QtGui import QImage
 

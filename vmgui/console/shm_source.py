@@ -3,9 +3,10 @@
 The VMM hands the memfd over `x-vmgui-framebuffer` as SCM_RIGHTS ancillary data. `qemu.qmp`
 (our QMP client for everything else) reads its socket with plain `recv`, which drops ancillary
 data, so the fd comes over a second, short-lived connection read with `recvmsg`. After that the
-pixels are shared pages: nothing is copied per frame. Damage comes as the VMM's
-`X_VMGUI_DAMAGE` event (rectangles, or none meaning "ask `x-vmgui-dirty`"); a VMM without that
-event is asked with `x-vmgui-dirty` at the display rate instead. Keys go back as
+pixels are shared pages: nothing is copied per frame. Damage is pushed: after
+`x-vmgui-damage-subscribe` the VMM sends `X_VMGUI_DAMAGE` events with rectangles, and none at
+all while the screen is still, so a still console costs nothing here. (A VMM without that
+command is asked with `x-vmgui-dirty` at the display rate instead.) Keys go back as
 `input-send-event` key events with scancode numbers, batched per event-loop turn and sent in
 order.
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 #: The VMM's damage event and the command that returns (and clears) this client's damage.
 DAMAGE_EVENT = "X_VMGUI_DAMAGE"
+SUBSCRIBE_COMMAND = "x-vmgui-damage-subscribe"
 DIRTY_COMMAND = "x-vmgui-dirty"
 FRAMEBUFFER_COMMAND = "x-vmgui-framebuffer"
 #: Largest screen we accept from a VMM (matches the biggest 32-bit framebuffer window we map).
@@ -44,7 +46,7 @@ MAX_FRAMEBUFFER_BYTES = 256 << 20
 MAX_REPLY_BYTES = 64 << 10
 #: More rectangles than this in one event are merged into their bounding box.
 MAX_RECTS = 256
-#: Fallback polling period for a VMM without damage events (one 60 Hz frame).
+#: Polling period for a VMM that cannot push damage (one 60 Hz frame).
 POLL_SECONDS = 1 / 60
 CONNECT_TIMEOUT_S = 10.0
 #: Key events per `input-send-event` command (the VMM refuses more than its queue holds).
@@ -193,7 +195,6 @@ class SharedFramebufferSource:
         self._tasks: list[asyncio.Task[None]] = []
         self._keys: list[dict[str, Any]] = []
         self._key_task: asyncio.Task[None] | None = None
-        self._events_seen = False
         self._closed = False
         self._told_listener = False
 
@@ -219,8 +220,12 @@ class SharedFramebufferSource:
             self._tasks = [
                 asyncio.create_task(self._follow_events(events)),
                 asyncio.create_task(self._watch_connection()),
-                asyncio.create_task(self._poll_until_events()),
             ]
+            try:
+                await qmp.execute(SUBSCRIBE_COMMAND)  # the first event covers the whole screen
+            except ExecuteError:
+                log.info("%s: no pushed damage from this VMM; polling", path)
+                self._tasks.append(asyncio.create_task(self._poll_dirty()))
         except BaseException:
             await self.close()
             raise
@@ -282,7 +287,6 @@ class SharedFramebufferSource:
             if event["event"] == "SHUTDOWN":
                 self._end("The virtual machine stopped.")
                 return
-            self._events_seen = True
             data = event.get("data") or {}
             if isinstance(data, dict) and "rects" in data:
                 self._damage(clip_rects(data["rects"], self.width, self.height))
@@ -298,14 +302,12 @@ class SharedFramebufferSource:
             return
         self._damage(clip_rects(raw, self.width, self.height))
 
-    async def _poll_until_events(self) -> None:
-        """A VMM that does not push damage is asked once per frame until its first event."""
-        await self._take_dirty()  # the first answer is the whole screen
+    async def _poll_dirty(self) -> None:
+        """Only for a VMM that cannot push damage: ask once per frame."""
         try:
-            while not self._events_seen:
+            while True:
+                await self._take_dirty()
                 await asyncio.sleep(POLL_SECONDS)
-                if not self._events_seen:
-                    await self._take_dirty()
         except (QMPError, OSError, EOFError):
             log.debug("damage poll ended", exc_info=True)
 

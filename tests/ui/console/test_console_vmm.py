@@ -60,6 +60,11 @@ def test_view_shows_the_guest_framebuffer_and_its_changes(
     view.show()
     run(qt_loop, asyncio.to_thread(vmm.read_serial_until, b"drawn"))
     run_until(qt_loop, lambda: not pattern_mismatches(grabbed_guest(view), {}), what="the pattern")
+    # A still guest screen: no damage pushed, nothing repainted (after the last rows' damage).
+    run(qt_loop, asyncio.sleep(0.2))
+    frames = view.painted_frames
+    run(qt_loop, asyncio.sleep(0.5))
+    assert view.painted_frames == frames
 
     # A key typed into the widget (after a click captured the keyboard) makes the guest poke two
     # pixels; the damage is pushed, the widget repaints them.

@@ -249,8 +249,8 @@ class SharedFramebufferSource:
             if task is not None and task is not current:
                 task.cancel()
         if self._qmp is not None:
-            with contextlib.suppress(QMPError, OSError, EOFError):
-                await self._qmp.disconnect()
+            with contextlib.suppress(QMPError, OSError, EOFError, TimeoutError):
+                await asyncio.wait_for(self._qmp.disconnect(), CONNECT_TIMEOUT_S)
         self._release_buffer()
 
     def _release_buffer(self) -> None:

@@ -94,7 +94,8 @@ async def _save_when_shown(app: QApplication, window: ConsoleWindow, path: str) 
     if not await _first_frame(window):
         _say(f"the console showed nothing within {FIRST_FRAME_TIMEOUT_S:.0f} s")
         return 1
-    app.processEvents()
+    await asyncio.sleep(0.05)  # let the first frame's paint reach the window (no processEvents()
+    # here: it would run the loop's callbacks re-entrantly inside this task)
     if not window.grab().save(path, "PNG"):
         _say(f"cannot write the screenshot to {path}")
         return 1

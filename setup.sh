@@ -72,6 +72,7 @@ case "$MODE" in
     bash tests/fetch_assets.sh
     .venv/bin/ruff check vmgui tests bench
     .venv/bin/mypy
+    .venv/bin/lint-imports  # the layer rule (pyproject.toml [tool.importlinter])
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -19,9 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vmgui import __version__
-from vmgui.backends.base import BUILTIN_URI, Backend, BackendError, is_builtin
+from vmgui.backends.base import BUILTIN_URI, Backend, BackendError, is_builtin, validate_uri
 from vmgui.logs import install_loop_handler, setup_logging
 from vmgui.model.credentials import AskCredentials
+from vmgui.model.host import DomainCapabilities
 from vmgui.settings import Settings, load_settings, save_settings
 from vmgui.vm_cli import COMMANDS as VM_COMMANDS
 from vmgui.vm_cli import add_vm_commands, run_vm_command
@@ -118,12 +117,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_host_check(argv: list[str]) -> int:
-    if importlib.util.find_spec("vmgui.host.cli") is None:
-        print("vmgui: host-check is not available in this build", file=sys.stderr)
-        return 2
-    module = importlib.import_module("vmgui.host.cli")
-    rc: int = module.main(argv)
-    return rc
+    """The host probe, with libvirt's capabilities for --connect URIs (wired here: the probe
+    sits below the backends)."""
+    from vmgui.host import cli
+
+    def check_uri(uri: str) -> str:
+        try:
+            return validate_uri(uri)
+        except BackendError as e:
+            raise ValueError(str(e)) from None
+
+    async def fetch(uri: str) -> DomainCapabilities:
+        from vmgui.backends.libvirt.domcaps import fetch_domain_capabilities
+
+        return await fetch_domain_capabilities(uri)
+
+    return cli.main(argv, fetch=fetch, check_uri=check_uri)
 
 
 # ---- the GUI ---------------------------------------------------------------------------------

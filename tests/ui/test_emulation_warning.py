@@ -23,7 +23,6 @@ from vmgui.ui.emulation_warning import (
     HostStatusCache,
     confirm_start,
     confirm_start_if_emulated,
-    domain_type_of,
 )
 
 VM_XML = """<domain type='{type}'><name>{name}</name><memory unit='MiB'>64</memory>
@@ -159,7 +158,3 @@ def test_host_status_cache_probes_once(
     cache.set(host_status)
     assert qt_loop.run_until_complete(cache()) is host_status
 
-
-def test_domain_type_of() -> None:
-    assert domain_type_of(VM_XML.format(type="kvm", name="a")) == "kvm"
-    assert domain_type_of("<not xml") == ""

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, QTimer
 from pytestqt.qtbot import QtBot
 
 from tests.support import need_kvm
+from vmgui.app import make_backend
 from vmgui.host.probe import judge
 from vmgui.model.host import (
     CpuInfo,
@@ -41,8 +42,9 @@ def test_probe_on_the_loop_shows_the_same_verdict_as_the_cli(
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(10)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        # The main window passes every URI; the built-in one is this page, not a libvirt host.
-        status = qt_loop.run_until_complete(page.start_probe(("builtin:///",), executor=pool))
+        # The main window passes every backend; the built-in one is this page, not a host.
+        builtin = make_backend("builtin:///")
+        status = qt_loop.run_until_complete(page.start_probe((builtin,), executor=pool))
     timer.stop()
     assert status is not None and page.status is status and status.connections == ()
     # ~0.3 s of calibration ran in the worker while the GUI thread kept ticking.

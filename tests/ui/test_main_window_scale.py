@@ -128,7 +128,10 @@ def test_bad_input_gives_a_message_and_loses_nothing(
     dialog.buttons.accepted.emit()
     spin(qt_loop, 0.05)
     assert dialog.isVisible() and dialog.uri_box.currentText() == "not a uri"
-    assert "is not a connection URI" in dialog.error_label.text()
+    assert "contains spaces" in dialog.error_label.text()  # the backend's own rule
+    dialog.uri_box.setCurrentText("qemu+carrier-pigeon://host/system")  # was accepted here once
+    dialog.buttons.accepted.emit()
+    assert "unknown transport 'carrier-pigeon'" in dialog.error_label.text()
     dialog.uri_box.setCurrentText("test:///default")  # duplicate
     dialog.buttons.accepted.emit()
     assert "already in the list" in dialog.error_label.text()

@@ -416,8 +416,4 @@ def test_proposed_names_and_paths() -> None:
     )
     assert rules.name_from_file("/img/Fedora Cloud.qcow2.xz") == "Fedora-Cloud"
     assert rules.unique_name("vm", {"vm", "vm-2"}) == "vm-3"
-    assert rules.default_disk_folder("qemu:///system") == "/var/lib/libvirt/images"
-    assert rules.default_disk_folder("qemu:///session", Path("/home/u")) == (
-        "/home/u/.local/share/libvirt/images"
-    )
     assert rules.new_disk_problem("relative.img").endswith("must be absolute (start with /).")

@@ -8,13 +8,16 @@ coroutine that never blocks the event loop (blocking work goes to an executor). 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from vmgui.model import ConnectionStatus, StorageItem, VmConfig, VmInfo, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints
-from vmgui.model.host import HostResources
+from vmgui.model.details import HardwareRow, NewVmDefaults
+from vmgui.model.host import DomainCapabilities, HostResources
 from vmgui.model.vm_settings import ApplyResult, VmSettings
 
 #: The connection of the built-in VMM ("This computer"); every other URI is libvirt's.
@@ -25,8 +28,52 @@ def is_builtin(uri: str) -> bool:
     return uri.startswith("builtin:")
 
 
+def is_local_uri(uri: str) -> bool:
+    """True when the connection's VMs use this machine's files and CPU (no remote host)."""
+    if is_builtin(uri):
+        return True
+    parts = urlsplit(uri)
+    if parts.scheme.startswith("test"):
+        return True
+    return (parts.hostname or "") in ("", "localhost", "127.0.0.1", "::1")
+
+
 class BackendError(Exception):
     """An error worth showing to the user as is (no traceback, one or two sentences)."""
+
+
+#: libvirt's remote transports (driver+transport://host/path).
+_TRANSPORTS = frozenset({"unix", "tcp", "tls", "ssh", "libssh", "libssh2", "ext"})
+_DRIVER = re.compile(r"^[a-z][a-z0-9]*$")
+
+
+def validate_uri(uri: str) -> str:
+    """Return the URI stripped, or raise BackendError saying what is wrong with it."""
+    text = uri.strip()
+    if not text:
+        raise BackendError("The connection URI is empty; try qemu:///system or test:///default.")
+    if any(c.isspace() for c in text):
+        raise BackendError(f"The connection URI '{text}' contains spaces.")
+    if "://" not in text:
+        raise BackendError(
+            f"'{text}' is not a libvirt URI: it needs the form driver[+transport]://[host]/path, "
+            "e.g. qemu:///system."
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a non-numeric port
+    except ValueError as exc:
+        raise BackendError(f"'{text}' is not a valid URI: {exc}.") from None
+    del port
+    driver, _plus, transport = parts.scheme.partition("+")
+    if not _DRIVER.match(driver):
+        raise BackendError(f"'{text}' has an invalid driver name '{driver}'.")
+    if transport and transport not in _TRANSPORTS:
+        raise BackendError(
+            f"'{text}' uses the unknown transport '{transport}' "
+            f"(use one of: {', '.join(sorted(_TRANSPORTS))})."
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -94,6 +141,14 @@ class Backend(Protocol):
     @property
     def status(self) -> ConnectionStatus: ...
 
+    @property
+    def host_name(self) -> str:
+        """The host's own name once connected ("" before), for the list's Host column."""
+
+    @property
+    def is_local(self) -> bool:
+        """The VMs run on this machine (its files, its CPU): see `is_local_uri`."""
+
     async def connect(self) -> None:
         """Open the connection; raises BackendError with a readable reason."""
 
@@ -106,6 +161,17 @@ class Backend(Protocol):
     async def list_vms(self) -> list[VmInfo]: ...
 
     async def define(self, config: VmConfig) -> VmInfo: ...
+
+    def check_name(self, name: str) -> None:
+        """Raise BackendError with a sentence when `name` cannot name a VM here."""
+
+    def new_vm_defaults(self) -> NewVmDefaults:
+        """What the New VM wizard proposes for this connection."""
+
+    async def domain_capabilities(self) -> DomainCapabilities:
+        """What this connection can run (domain types, machines, firmware), read through the
+        connection already open (its credentials, no second connection). Never raises: a
+        failure is the result's `error`."""
 
     async def host_resources(self) -> HostResources:
         """Memory and CPUs of the machine running this connection's VMs (not necessarily ours)."""
@@ -148,6 +214,13 @@ class Backend(Protocol):
     async def details_xml(self, vm_id: str) -> str:
         """A read-only description (libvirt: domain XML) for the details view."""
 
+    async def hardware_rows(self, vm_id: str) -> list[HardwareRow]:
+        """The VM's devices, one row each, for the details view's Hardware tab."""
+
+    async def domain_type(self, vm_id: str) -> str:
+        """How the VM runs: "kvm" (hardware-assisted) or "qemu" (TCG emulation), or another
+        hypervisor's type name; "" when unknown."""
+
     async def open_console(self, vm_id: str) -> ConsoleEndpoints:
         """Where the VM's graphical console is (data only: `vmgui.console.open_source` connects).
 
@@ -165,3 +238,32 @@ async def find_vm(backend: Backend, name: str) -> VmInfo:
         if name in (vm.name, vm.vm_id):
             return vm
     raise BackendError(f"There is no VM named “{name}” on {backend.uri}.")
+
+
+# --- optional abilities: a backend has them or not; test with isinstance() ---------------------
+
+
+@runtime_checkable
+class SourceChecks(Protocol):
+    """Checks of a boot file the backend can make itself (the built-in VMM: its kernel loader,
+    ISO magic, disks other VMs use). Each returns a sentence, or "" when the file is fine."""
+
+    async def kernel_problem(self, path: str) -> str: ...
+
+    async def iso_problem(self, path: str) -> str: ...
+
+    async def disk_problem(self, path: str, exclude: str = "") -> str: ...
+
+
+@runtime_checkable
+class DemoSources(Protocol):
+    """Ready-made guests a backend can offer in the wizard without the user's own media."""
+
+    def demo_problem(self) -> str:
+        """Why the GRUB demo cannot be offered ("" when it can)."""
+
+    async def demo_iso(self) -> str:
+        """The demo ISO's path (built on first use; cancelling the await stops the build)."""
+
+    async def demo_linux(self, progress: Callable[[int, str], None]) -> tuple[str, str, str]:
+        """Kernel, initrd and command line of the Linux demo (fetched on first use)."""

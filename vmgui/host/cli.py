@@ -48,21 +48,35 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 
-from vmgui.host.probe import probe_host_async
+from vmgui.host.probe import CapsFetcher, probe_host_async
 from vmgui.host.report import format_text, to_json
-from vmgui.model.host import DomainCapabilities, HostStatus
+from vmgui.model.host import HostStatus
+
+#: Checks a --connect URI before anything connects: returns it cleaned, or raises ValueError
+#: with a sentence. The app passes the backends' rule (host/ sits below backends/).
+UriCheck = Callable[[str], str]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(check_uri: UriCheck | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vmgui host-check",
         description="Can this computer run virtual machines, and how fast? (measured)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+
+    def uri(text: str) -> str:
+        if check_uri is None:
+            raise argparse.ArgumentTypeError("--connect needs the full app: run `vmgui host-check`")
+        try:
+            return check_uri(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
     p.add_argument(
         "--connect",
-        type=_libvirt_uri,
+        type=uri,
         metavar="URI",
         action="append",
         default=[],
@@ -73,30 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _libvirt_uri(text: str) -> str:
-    """argparse type: a libvirt URI, checked before anything connects."""
-    from vmgui.backends.base import BackendError
-    from vmgui.backends.libvirt.errors import validate_uri
-
-    try:
-        return validate_uri(text)
-    except BackendError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def run(
+    device: str, connections: list[str], measure: bool, fetch: CapsFetcher | None = None
+) -> HostStatus:
+    return asyncio.run(probe_host_async(device, connections, fetch, measure))
 
 
-async def _fetch(uri: str) -> DomainCapabilities:
-    from vmgui.backends.libvirt.domcaps import fetch_domain_capabilities
-
-    return await fetch_domain_capabilities(uri)
-
-
-def run(device: str, connections: list[str], measure: bool) -> HostStatus:
-    return asyncio.run(probe_host_async(device, connections, _fetch, measure))
-
-
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    status = run(args.device, args.connect, not args.no_measure)
+def main(
+    argv: list[str], fetch: CapsFetcher | None = None, check_uri: UriCheck | None = None
+) -> int:
+    """`fetch` reads a --connect URI's capabilities and `check_uri` vets it (both from the app:
+    without them only this computer is checked)."""
+    args = _parser(check_uri).parse_args(argv)
+    status = run(args.device, args.connect, not args.no_measure, fetch)
     if args.json:
         json.dump(to_json(status), sys.stdout, indent=2)
         sys.stdout.write("\n")

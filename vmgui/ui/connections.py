@@ -79,6 +79,10 @@ class ConnectionManager(QObject):
         s = self._sessions.get(uri)
         return s.backend if s else None
 
+    def backends(self) -> list[Backend]:
+        """The backends made so far (connected or not), in the order they were added."""
+        return [s.backend for s in self._sessions.values() if s.backend is not None]
+
     def status(self, uri: str) -> ConnectionStatus | None:
         s = self._sessions.get(uri)
         return s.status if s else None
@@ -158,9 +162,8 @@ class ConnectionManager(QObject):
             await asyncio.sleep(0)
             await backend.connect()
             self._set_status(session, ConnectionStatus(uri, ConnectionState.CONNECTED))
-            host = getattr(backend, "host_name", "")  # optional beyond the protocol
-            if isinstance(host, str) and host:
-                self._model.set_host_label(uri, host)
+            if backend.host_name:
+                self._model.set_host_label(uri, backend.host_name)
             await self._refresh(session)
         except asyncio.CancelledError:
             raise

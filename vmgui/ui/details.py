@@ -7,7 +7,6 @@ asynchronously whenever the selection (or the VM's state) changes.
 from __future__ import annotations
 
 import asyncio
-import xml.etree.ElementTree as ET
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -28,60 +27,10 @@ from vmgui.model import VmInfo
 from vmgui.ui.connections import ConnectionManager
 from vmgui.ui.errors import readable
 from vmgui.ui.exits_graph import ExitsGraph
-from vmgui.ui.formatting import format_bytes, format_kib, format_percent, format_rate
+from vmgui.ui.formatting import format_kib, format_percent, format_rate
 from vmgui.ui.graphs import GraphWidget, Series
 from vmgui.ui.tasks import run_for
 from vmgui.ui.vm_model import VmKey, VmTableModel
-
-_MEMORY_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
-                 "g": 1024**3, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-
-
-def hardware_summary(xml: str) -> list[tuple[str, str]]:
-    """(device, description) rows from libvirt domain XML; tolerant of anything missing."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return []
-    rows: list[tuple[str, str]] = []
-    os_type = root.find("os/type")
-    if os_type is not None:
-        rows.append(("Machine", " ".join(filter(None, [
-            root.get("type", ""), os_type.get("arch", ""), os_type.get("machine", ""),
-            (os_type.text or "").strip()]))))
-    vcpu = root.findtext("vcpu")
-    if vcpu:
-        rows.append(("Processors", f"{vcpu.strip()} vCPU"))
-    mem = root.find("memory")
-    if mem is not None and (mem.text or "").strip().isdigit():
-        factor = _MEMORY_UNITS.get(mem.get("unit", "KiB").lower(), 1024)
-        rows.append(("Memory", format_bytes(int(mem.text or 0) * factor)))
-    kernel = root.findtext("os/kernel")
-    if kernel:
-        rows.append(("Direct kernel boot", kernel.strip()))
-    for disk in root.findall("devices/disk"):
-        target = disk.find("target")
-        source = disk.find("source")
-        where = ""
-        if source is not None:
-            where = source.get("file") or source.get("dev") or source.get("name") or ""
-        dev = target.get("dev", "?") if target is not None else "?"
-        rows.append((f"Disk {dev}", f"{disk.get('device', 'disk')} {where}".strip()))
-    for nic in root.findall("devices/interface"):
-        mac = nic.find("mac")
-        model = nic.find("model")
-        parts = [nic.get("type", "")]
-        if model is not None:
-            parts.append(model.get("type", ""))
-        if mac is not None:
-            parts.append(mac.get("address", ""))
-        rows.append(("Network", " ".join(p for p in parts if p)))
-    for gfx in root.findall("devices/graphics"):
-        rows.append(("Display", gfx.get("type", "").upper()))
-    serials = root.findall("devices/serial")
-    if serials:
-        rows.append(("Serial ports", str(len(serials))))
-    return rows
 
 
 class DetailsView(QTabWidget):
@@ -185,9 +134,15 @@ class DetailsView(QTabWidget):
             return
         if xml:
             self.xml_view.setPlainText(xml)
+        try:
+            rows = await backend.hardware_rows(key[1]) if xml else []
+        except BackendError:
+            rows = []  # the XML tab says why already
+        if key != self._key:
+            return
         self.hardware.clear()
-        for device, text in hardware_summary(xml):
-            self.hardware.addTopLevelItem(QTreeWidgetItem([device, text]))
+        for row in rows:
+            self.hardware.addTopLevelItem(QTreeWidgetItem([row.device, row.description]))
         self.hardware.resizeColumnToContents(0)
 
     def _on_data_changed(self, top: Any, bottom: Any, roles: Any = None) -> None:

@@ -6,7 +6,6 @@ event loop would stall the asyncio tasks that keep the VM list live.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from PySide6.QtWidgets import (
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vmgui.backends.base import BackendError, validate_uri
 from vmgui.model.credentials import CredentialPrompt
 
 URI_PRESETS = (
@@ -29,15 +29,20 @@ URI_PRESETS = (
     "qemu+tcp://host/system",
     "test:///default",
 )
-_URI_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s]*$")
 
 
 def uri_problem(uri: str, existing: list[str]) -> str:
-    """Why `uri` cannot be added, or "" when it can (checked before anything is saved)."""
+    """Why `uri` cannot be added, or "" when it can (checked before anything is saved).
+
+    The rule is the backends' own (`validate_uri`), so the dialog never accepts a URI the
+    connection would then refuse.
+    """
     if not uri:
         return "Enter a connection URI, for example qemu:///system."
-    if not _URI_RE.match(uri):
-        return f"“{uri}” is not a connection URI; it should look like qemu:///system."
+    try:
+        validate_uri(uri)
+    except BackendError as exc:
+        return str(exc)
     if uri in existing:
         return f"{uri} is already in the list."
     return ""

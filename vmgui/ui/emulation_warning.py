@@ -9,8 +9,8 @@ API for the main window (lead wiring):
     if await confirm_start(window, backend, vm_id, await host_status(), vm_name):
         await backend.start(vm_id)
 
-`confirm_start` reads the VM's domain type from the backend's description (libvirt domain XML;
-the built-in VMM always uses KVM) and asks only when a KVM guest would run on a local host whose
+`confirm_start` asks the backend for the VM's domain type (the built-in VMM always uses KVM)
+and asks only when a KVM guest would run on a local host whose
 measurement says "emulated"; otherwise it returns True at once without showing anything.
 `confirm_start_if_emulated` is the same question when the caller already knows the type.
 The dialog is awaited with `exec_async` (window-modal `open()`): the event loop keeps running.
@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import xml.etree.ElementTree as ET
 
 import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from vmgui.backends.base import Backend, BackendError, is_builtin
+from vmgui.backends.base import Backend, BackendError, is_local_uri
 from vmgui.host.probe import emulation_warning, probe_host_async
 from vmgui.model.host import HostStatus
-from vmgui.ui.new_vm_rules import is_local
 from vmgui.ui.tasks import exec_async
 
 START_ANYWAY = "Start Anyway"
@@ -67,15 +64,6 @@ class HostStatusCache:
         return self._status
 
 
-def domain_type_of(description: str) -> str:
-    """The `type` of a libvirt domain XML ("kvm", "qemu", ...); "" when it is not one."""
-    with contextlib.suppress(ET.ParseError):
-        root = ET.fromstring(description)
-        if root.tag == "domain":
-            return root.get("type", "")
-    return ""
-
-
 def start_warning_text(host_status: HostStatus) -> tuple[str, str]:
     """(what happens, what to do) for a KVM guest on an emulated host."""
     what = emulation_warning(host_status)
@@ -90,7 +78,7 @@ def start_warning_text(host_status: HostStatus) -> tuple[str, str]:
 
 def needs_warning(domain_type: str, host_status: HostStatus | None, uri: str = "") -> bool:
     """True when a `domain_type` guest on `uri` would run through emulated KVM."""
-    if host_status is None or domain_type != "kvm" or (uri and not is_local(uri)):
+    if host_status is None or domain_type != "kvm" or (uri and not is_local_uri(uri)):
         return False
     return bool(emulation_warning(host_status))
 
@@ -141,15 +129,12 @@ async def confirm_start(
 ) -> bool:
     """`confirm_start_if_emulated` for a VM of `backend`, its domain type looked up first.
 
-    When the description cannot be read, the start goes ahead: starting reports its own error.
+    When the type cannot be read, the start goes ahead: starting reports its own error.
     """
-    if is_builtin(backend.uri):
-        domain_type = "kvm"  # the built-in VMM has no other way to run a guest
-    elif not needs_warning("kvm", host_status, backend.uri):
+    if not needs_warning("kvm", host_status, backend.uri):
         return True  # nothing to look up
-    else:
-        try:
-            domain_type = domain_type_of(await backend.details_xml(vm_id))
-        except BackendError:
-            return True
+    try:
+        domain_type = await backend.domain_type(vm_id)
+    except BackendError:
+        return True
     return await confirm_start_if_emulated(parent, domain_type, host_status, vm_name, backend.uri)

@@ -1,8 +1,9 @@
 """The "This computer (built-in)" page: the host probe's verdict, evidence and advice.
 
 API for the main window: `HostPage(parent)`, `.set_status(HostStatus)`, and
-`.start_probe(connections, executor)` which runs the probe on the running asyncio (qasync) loop,
+`.start_probe(backends, executor)` which runs the probe on the running asyncio (qasync) loop,
 its blocking part in `executor`, and shows the result when it arrives -- the GUI never waits.
+Each connection's capabilities are read through its backend's open connection.
 Row texts come from vmgui.host.report, so the page and `vmgui host-check` say the same thing.
 """
 
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vmgui.backends.base import is_builtin
+from vmgui.backends.base import Backend, is_builtin
 from vmgui.host import report
 from vmgui.host.probe import probe_host_async
 from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
@@ -45,12 +46,6 @@ _LOOK: dict[Verdict, tuple[str, str, QStyle.StandardPixmap]] = {
     Verdict.UNAVAILABLE: ("#fce8e6", "#d93025", QStyle.StandardPixmap.SP_MessageBoxCritical),
 }
 _ICON_SIZE = 32
-
-
-async def _fetch(uri: str) -> DomainCapabilities:
-    from vmgui.backends.libvirt.domcaps import fetch_domain_capabilities
-
-    return await fetch_domain_capabilities(uri)
 
 
 def _label(text: str = "", bold: bool = False) -> QLabel:
@@ -76,7 +71,7 @@ class HostPage(QWidget):
         super().__init__(parent)
         self.status: HostStatus | None = None
         self._task: asyncio.Task[HostStatus | None] | None = None
-        self._last_probe: tuple[tuple[str, ...], concurrent.futures.Executor | None] = ((), None)
+        self._last_probe: tuple[tuple[Backend, ...], concurrent.futures.Executor | None] = ((), None)
 
         self.banner = QFrame()
         self.banner.setObjectName("hostVerdictBanner")
@@ -184,7 +179,7 @@ class HostPage(QWidget):
 
     def start_probe(
         self,
-        connections: Sequence[str] = (),
+        backends: Sequence[Backend] = (),
         executor: concurrent.futures.Executor | None = None,
     ) -> asyncio.Task[HostStatus | None]:
         """Schedule the probe on the (qasync) event loop; the page updates when it finishes.
@@ -194,25 +189,29 @@ class HostPage(QWidget):
         """
         if self._task is not None and not self._task.done():
             return self._task
-        # The built-in VMM is what the page itself describes; only libvirt URIs are queried.
-        connections = tuple(u for u in connections if not is_builtin(u))
-        self._last_probe = (connections, executor)
+        # The built-in VMM is what the page itself describes; only other hosts are queried.
+        backends = tuple(b for b in backends if not is_builtin(b.uri))
+        self._last_probe = (backends, executor)
         self.check_again.setEnabled(False)  # at once, so a double click cannot queue two
-        self._task = run_for(self, self.probe(connections, executor), "check this computer")
+        self._task = run_for(self, self.probe(backends, executor), "check this computer")
         return self._task
 
     async def probe(
         self,
-        connections: Sequence[str] = (),
+        backends: Sequence[Backend] = (),
         executor: concurrent.futures.Executor | None = None,
     ) -> HostStatus | None:
         """Probe (blocking parts in `executor`) and show the result; None if it failed."""
         self.check_again.setEnabled(False)
         self.headline.setText("Checking this computer…")
         try:
-            status = await probe_host_async(
-                connections=connections, fetch=_fetch, executor=executor
-            )
+            by_uri = {b.uri: b for b in backends}
+
+            async def fetch(uri: str) -> DomainCapabilities:
+                return await by_uri[uri].domain_capabilities()
+
+            status = await probe_host_async(connections=list(by_uri), fetch=fetch,
+                                            executor=executor)
         except Exception as e:  # shown, not raised: a failed probe must not break the window
             sentence = f"{type(e).__name__}: {e}"
             log_failure(log, f"The host check failed: {sentence}", e)

@@ -259,7 +259,7 @@ class MainWindow(QMainWindow):
         if self._host_probed:
             return
         self._host_probed = True
-        self.host_page.start_probe(tuple(self.manager.uris()))
+        self.host_page.start_probe(self.manager.backends())
 
     def open_connection(self, uri: str) -> None:
         self.sidebar.add_connection(uri)

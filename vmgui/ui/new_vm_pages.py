@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from vmgui.backends.base import Backend, is_builtin
+from vmgui.backends.base import Backend, DemoSources, SourceChecks, is_builtin
 from vmgui.host.memory import free_memory_problem
 from vmgui.model.host import DomainCapabilities, HostStatus, Verdict
 from vmgui.ui import new_vm_rules as rules
@@ -115,7 +115,7 @@ class WizardState(QObject):
 
     @property
     def local(self) -> bool:
-        return rules.is_local(self.connection.uri)
+        return self.connection.backend.is_local
 
     def taken_names(self) -> set[str]:
         return self.facts.taken.get(self.connection.uri, set())
@@ -123,14 +123,19 @@ class WizardState(QObject):
     def source_checker(self, kind: str) -> Callable[[str], Awaitable[str]] | None:
         """The connection's own check of a boot file (built-in: the VMM's kernel detector,
         ISO magic, disks of other VMs), or None when the backend has none."""
-        name = {SOURCE_KERNEL: "kernel_problem", SOURCE_ISO: "iso_problem",
-                SOURCE_IMPORT: "disk_problem"}.get(kind, "")
-        check = getattr(self.connection.backend, name, None) if name else None
-        return check if callable(check) else None
+        backend = self.connection.backend
+        if not isinstance(backend, SourceChecks):
+            return None
+        checks: dict[str, Callable[[str], Awaitable[str]]] = {
+            SOURCE_KERNEL: backend.kernel_problem,
+            SOURCE_ISO: backend.iso_problem,
+            SOURCE_IMPORT: backend.disk_problem,
+        }
+        return checks.get(kind)
 
     def demo_linux_problem(self) -> str | None:
         """None: no Linux demo on this connection; "": offered; else why it would not boot."""
-        if not callable(getattr(self.connection.backend, "demo_linux", None)):
+        if not isinstance(self.connection.backend, DemoSources):
             return None
         host = self.facts.host
         if host is not None and host.verdict is not Verdict.HARDWARE_ASSISTED:
@@ -142,8 +147,8 @@ class WizardState(QObject):
 
     def demo_problem(self) -> str | None:
         """None: this connection has no Demo; "": offered; else why it cannot be used."""
-        check = getattr(self.connection.backend, "demo_problem", None)
-        return str(check()) if callable(check) else None
+        backend = self.connection.backend
+        return backend.demo_problem() if isinstance(backend, DemoSources) else None
 
 
 def _hint(text: str = "") -> QLabel:
@@ -486,7 +491,7 @@ class StoragePage(QWizardPage):
         return DISK_NONE if self.none_radio.isChecked() else DISK_NEW
 
     def auto_path(self, vm_name: str) -> str:
-        folder = rules.default_disk_folder(self.state.connection.uri)
+        folder = self.state.connection.backend.new_vm_defaults().disk_folder
         return os.path.join(folder, f"{vm_name or 'vm'}{rules.DISK_SUFFIX}")
 
     def disk_path(self, vm_name: str) -> str:
@@ -631,7 +636,7 @@ class NamePage(QWizardPage):
         finally:
             self._applying = False
         self.warning.set_text(advice.warning)
-        pending = not facts.host_done and rules.is_local(conn.uri)
+        pending = not facts.host_done and conn.backend.is_local
         if not builtin and conn.uri not in facts.caps:
             pending = True
         note = advice.note
@@ -651,8 +656,9 @@ class NamePage(QWizardPage):
 
     def name_problem(self) -> str:
         conn = self.state.connection
-        check = rules.name_check_for(conn.uri, conn.backend)
-        return rules.name_problem(self.name.text(), check, self.state.taken_names())
+        return rules.name_problem(
+            self.name.text(), conn.backend.check_name, self.state.taken_names()
+        )
 
     def _check_name(self, *_args: object) -> None:
         show_message(self.name_error, self.name_problem())

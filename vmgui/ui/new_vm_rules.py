@@ -12,12 +12,10 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import platformdirs
 import psutil
 
-from vmgui.backends.base import Backend, BackendError, is_builtin
+from vmgui.backends.base import BackendError, is_local_uri
 from vmgui.host.probe import emulation_warning
 from vmgui.model.host import DomainCapabilities, HostResources, HostStatus, Verdict
 
@@ -26,66 +24,13 @@ DEFAULT_MEMORY_MIB = 1024
 DEFAULT_DISK_GIB = 10
 MAX_DISK_GIB = 64 * 1024
 DISK_SUFFIX = ".img"  # define() creates raw images; a .qcow2 name would be misread as qcow2
-SYSTEM_IMAGES = "/var/lib/libvirt/images"
 #: Memory above this share of the host's RAM earns a caution under the memory field.
 MEMORY_CAUTION_SHARE = 0.75
 
 NameCheck = Callable[[str], None]
 
 
-# --- connections ----------------------------------------------------------------------------
-
-
-def is_local(uri: str) -> bool:
-    """True when the connection's guests use this machine's files (and its CPU)."""
-    if is_builtin(uri):
-        return True
-    parts = urlsplit(uri)
-    return parts.scheme.startswith("test") or (parts.hostname or "") in (
-        "",
-        "localhost",
-        "127.0.0.1",
-        "::1",
-    )
-
-
-def default_disk_folder(uri: str, home: Path | None = None) -> str:
-    """Where libvirt's default storage pool keeps images for this kind of connection (built-in
-    VMs: vmgui's own data directory)."""
-    if is_builtin(uri):
-        return str(Path(platformdirs.user_data_dir("vmgui")) / "images")
-    path = urlsplit(uri).path.rstrip("/")
-    if path.endswith("/system") or not is_local(uri):
-        return SYSTEM_IMAGES
-    base = home if home is not None else Path.home()
-    return str(base / ".local" / "share" / "libvirt" / "images")
-
-
 # --- names ----------------------------------------------------------------------------------
-
-
-def _generic_check_name(name: str) -> None:
-    """The rules every backend shares: a visible name that can also be a file name."""
-    if not name.strip():
-        raise BackendError("A VM needs a name.")
-    if name != name.strip():
-        raise BackendError(f"The VM name '{name}' starts or ends with a space.")
-    if "/" in name or any(not c.isprintable() for c in name):
-        raise BackendError(f"The VM name '{name}' contains characters that are not allowed.")
-
-
-def name_check_for(uri: str, backend: Backend) -> NameCheck:
-    """The backend's own name rules: its `check_name` when it has one, libvirt's for libvirt."""
-    own = getattr(backend, "check_name", None)
-    if callable(own):
-        return own  # type: ignore[no-any-return]
-    if not is_builtin(uri):
-        try:
-            from vmgui.backends.libvirt.domain_xml import check_name
-        except ImportError:
-            return _generic_check_name
-        return check_name
-    return _generic_check_name
 
 
 def name_problem(name: str, check: NameCheck, taken: Iterable[str]) -> str:
@@ -215,7 +160,7 @@ def type_advice(uri: str, host: HostStatus | None, caps: DomainCapabilities | No
     known = caps is not None and bool(caps.domain_types)
     kvm_offered = caps.kvm if caps is not None and known else True
     qemu_offered = ("qemu" in caps.domain_types) if caps is not None and known else True
-    warning = emulation_warning(host) if host is not None and is_local(uri) else ""
+    warning = emulation_warning(host) if host is not None and is_local_uri(uri) else ""
     note = ""
     if not kvm_offered:
         note = (
@@ -224,10 +169,10 @@ def type_advice(uri: str, host: HostStatus | None, caps: DomainCapabilities | No
         )
     elif caps is not None and caps.error and not known:
         note = f"The connection's capabilities are unknown ({caps.error})."
-    elif host is not None and host.verdict is Verdict.UNAVAILABLE and is_local(uri):
+    elif host is not None and host.verdict is Verdict.UNAVAILABLE and is_local_uri(uri):
         note = f"{host.headline}."
     emulated = bool(warning) or (
-        host is not None and is_local(uri) and host.verdict is Verdict.UNAVAILABLE
+        host is not None and is_local_uri(uri) and host.verdict is Verdict.UNAVAILABLE
     )
     default = "qemu" if not kvm_offered or (emulated and qemu_offered) else "kvm"
     return TypeAdvice(default, kvm_offered, qemu_offered, warning, note)

@@ -11,9 +11,10 @@ API for the main window (lead wiring: a "New VM" toolbar action, Ctrl+N):
     wizard.open()                               # window-modal, never exec()
 
 or `info = await run_new_vm_wizard(window, backends, host_status)` (None when cancelled).
-`caps_fetcher` (optional, async uri -> DomainCapabilities) defaults to libvirt's
-`fetch_domain_capabilities` for libvirt URIs; `host_status_provider` may be None (no host facts:
-the type then follows the connection's capabilities alone).
+The connection's capabilities come from `backend.domain_capabilities()`, through the
+connection already open (a host that asked for a password is not asked again);
+`host_status_provider` may be None (no host facts: the type then follows the connection's
+capabilities alone).
 
 Finish calls `await backend.define(config)` on the running (qasync) loop, then optionally
 `backend.start`. While that runs the pages are disabled and a busy bar shows; a failure is shown
@@ -36,7 +37,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QWidget, QWizard
 
-from vmgui.backends.base import Backend, BackendError, is_builtin
+from vmgui.backends.base import Backend, BackendError, DemoSources, is_builtin
 from vmgui.model import DiskConfig, VmConfig, VmInfo
 from vmgui.model.host import DomainCapabilities, HostStatus
 from vmgui.ui.errors import log_failure, readable
@@ -65,15 +66,8 @@ from vmgui.ui.tasks import exec_async, run_for
 log = logging.getLogger(__name__)
 
 HostStatusProvider = Callable[[], Awaitable[HostStatus]]
-CapsFetcher = Callable[[str], Awaitable[DomainCapabilities]]
 LOOKUP_TIMEOUT_S = 30.0
 GIB = 1024**3
-
-
-async def _libvirt_caps(uri: str) -> DomainCapabilities:
-    from vmgui.backends.libvirt.domcaps import fetch_domain_capabilities
-
-    return await fetch_domain_capabilities(uri)
 
 
 class NewVmWizard(QWizard):
@@ -87,7 +81,6 @@ class NewVmWizard(QWizard):
         backends: Sequence[tuple[str, str, Backend]],
         host_status_provider: HostStatusProvider | None = None,
         parent: QWidget | None = None,
-        caps_fetcher: CapsFetcher | None = None,
     ) -> None:
         super().__init__(parent)
         if not backends:
@@ -100,7 +93,6 @@ class NewVmWizard(QWizard):
         self.setMinimumSize(QSize(620, 560))
         self.state = WizardState([Connection(u, n, b) for u, n, b in backends], self)
         self._host_provider = host_status_provider
-        self._caps_fetcher = caps_fetcher or _libvirt_caps
         self._lookups: list[asyncio.Future[None]] = []
         self._caps_asked: set[str] = set()
         self._names_asked: set[str] = set()
@@ -149,7 +141,7 @@ class NewVmWizard(QWizard):
         conn = self.state.connection
         if conn.uri not in self._caps_asked and not is_builtin(conn.uri):
             self._caps_asked.add(conn.uri)
-            self._spawn(self._load_caps(conn.uri), f"read the capabilities of {conn.uri}")
+            self._spawn(self._load_caps(conn), f"read the capabilities of {conn.uri}")
         if conn.uri not in self._names_asked:
             self._names_asked.add(conn.uri)
             self._spawn(self._load_names(conn), f"list the VMs of {conn.uri}")
@@ -167,9 +159,10 @@ class NewVmWizard(QWizard):
         self.state.facts.limits[conn.uri] = limits
         self._facts_arrived()
 
-    async def _load_caps(self, uri: str) -> None:
+    async def _load_caps(self, conn: Connection) -> None:
+        uri = conn.uri
         try:
-            caps = await asyncio.wait_for(self._caps_fetcher(uri), LOOKUP_TIMEOUT_S)
+            caps = await asyncio.wait_for(conn.backend.domain_capabilities(), LOOKUP_TIMEOUT_S)
         except Exception as exc:
             log_failure(log, f"Cannot read the capabilities of {uri}: {readable(exc)}", exc)
             caps = DomainCapabilities(uri=uri, error=readable(exc))
@@ -229,9 +222,8 @@ class NewVmWizard(QWizard):
             iso=self.source.iso.text() if kind == SOURCE_ISO else "",
             disks=disks,
             network=str(self.naming.network.currentData()),
-            domain_type="kvm"
-            if is_builtin(self.state.connection.uri)
-            else (self.naming.domain_type()),
+            domain_type=self.state.connection.backend.new_vm_defaults().fixed_domain_type
+            or self.naming.domain_type(),
         )
 
     def _summary_rows(self) -> list[tuple[str, str]]:
@@ -332,25 +324,25 @@ class NewVmWizard(QWizard):
 
     async def _demo_iso(self) -> str:
         """Build (or reuse) the Demo's ISO; Cancel stops the build (the await is cancelled)."""
-        build = getattr(self.state.connection.backend, "demo_iso", None)
-        if not callable(build):
+        backend = self.state.connection.backend
+        if not isinstance(backend, DemoSources):
             raise BackendError("This connection has no demo.")
         self._set_busy("Building the demo ISO with grub-mkrescue…")
-        iso = str(await build())
+        iso = await backend.demo_iso()
         self._set_busy("Creating the VM…")
         return iso
 
     async def _demo_linux(self) -> tuple[str, str, str]:
         """Fetch Debian's kernel and busybox with a progress bar; Cancel stops the download."""
-        fetch = getattr(self.state.connection.backend, "demo_linux", None)
-        if not callable(fetch):
+        backend = self.state.connection.backend
+        if not isinstance(backend, DemoSources):
             raise BackendError("This connection has no Linux demo.")
 
         def progress(percent: int, text: str) -> None:
             if shiboken6.isValid(self):
                 self.summary.set_busy(text, percent)
 
-        kernel, initrd, cmdline = await fetch(progress)
+        kernel, initrd, cmdline = await backend.demo_linux(progress)
         self._set_busy("Creating the VM…")
         return str(kernel), str(initrd), str(cmdline)
 

@@ -66,3 +66,13 @@ def test_definition_write_killed_half_way_is_never_torn(tmp_path: Path) -> None:
         assert loaded[0].cmdline == "x" * 200_000
         names.add(loaded[0].name)
     assert len(names) > 1  # the writer really was interrupted at different points
+
+
+def test_builtin_backend_has_the_optional_abilities_the_wizard_uses() -> None:
+    """The wizard tests these with isinstance (typed protocols in base.py, no getattr)."""
+    from vmgui.backends.base import Backend, DemoSources, SourceChecks
+    from vmgui.backends.builtin import BuiltinBackend
+
+    backend = BuiltinBackend()
+    assert isinstance(backend, Backend)
+    assert isinstance(backend, SourceChecks) and isinstance(backend, DemoSources)

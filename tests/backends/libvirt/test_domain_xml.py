@@ -100,3 +100,15 @@ def test_disk_sources_mark_cdroms_and_shared_images() -> None:
         ("/img/b.qcow2", "vdc", False, False),
         ("/isos/x.iso", "hdc", True, True),
     ]
+
+
+def test_default_disk_folder() -> None:
+    from pathlib import Path
+
+    from vmgui.backends.libvirt.domain_xml import default_disk_folder
+
+    assert default_disk_folder("qemu:///system") == "/var/lib/libvirt/images"
+    assert default_disk_folder("qemu+ssh://far/session") == "/var/lib/libvirt/images"
+    assert default_disk_folder("qemu:///session", Path("/home/u")) == (
+        "/home/u/.local/share/libvirt/images"
+    )

@@ -43,7 +43,8 @@ from vmgui.backends.builtin.serial import FileFollowStream, SocketStream
 from vmgui.backends.builtin.stats import sample_from
 from vmgui.model import ConnectionState, ConnectionStatus, VmConfig, VmInfo, VmState, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints, SharedFramebufferEndpoint
-from vmgui.model.host import HostResources
+from vmgui.model.details import HardwareRow, NewVmDefaults
+from vmgui.model.host import DomainCapabilities, HostResources
 from vmgui.model.storage import StorageItem
 from vmgui.model.vm_settings import ApplyResult, CdromDrive, VmSettings
 
@@ -105,6 +106,10 @@ class BuiltinBackend:
     @property
     def status(self) -> ConnectionStatus:
         return self._status
+
+    @property
+    def is_local(self) -> bool:
+        return True
 
     def events(self) -> AsyncIterator[BackendEvent]:
         return self._stream.subscribe()
@@ -310,7 +315,34 @@ class BuiltinBackend:
             lines.append(" ".join(launcher.vmm_argv(d, files)[2:]))
         return "\n".join(lines)
 
+    async def hardware_rows(self, vm_id: str) -> list[HardwareRow]:
+        d = self._definition(vm_id)
+        rows = [HardwareRow("Machine", "kvm x86_64 (built-in VMM)"),
+                HardwareRow("Processors", f"{d.vcpus} vCPU"),
+                HardwareRow("Memory", f"{d.memory_mib:,} MiB")]
+        if d.kernel:
+            rows.append(HardwareRow("Direct kernel boot", d.kernel))
+        else:
+            rows.append(HardwareRow("Firmware", d.firmware or "seabios"))
+        if d.iso:
+            rows.append(HardwareRow("CD-ROM", d.iso))
+        rows += [HardwareRow(f"Disk {i}", x.path + (" (read-only)" if x.readonly else ""))
+                 for i, x in enumerate(d.disks)]
+        rows.append(HardwareRow("Network", d.network))
+        rows.append(HardwareRow("Display", f"framebuffer {d.framebuffer[0]}x{d.framebuffer[1]}"))
+        return rows
+
+    async def domain_type(self, vm_id: str) -> str:
+        self._definition(vm_id)  # BackendError for an unknown VM, like the other backends
+        return "kvm"  # the built-in VMM has no other way to run a guest
+
+    async def domain_capabilities(self) -> DomainCapabilities:
+        return DomainCapabilities(uri=self.uri, arch="x86_64", domain_types=("kvm",))
+
     # --- defining -------------------------------------------------------------------------------
+
+    def new_vm_defaults(self) -> NewVmDefaults:
+        return NewVmDefaults(disk_folder=str(paths.images_dir()), fixed_domain_type="kvm")
 
     def check_name(self, name: str) -> None:
         """The wizard's name rule for this backend (raises BackendError)."""

@@ -26,6 +26,11 @@ def definitions_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "vms"
 
 
+def images_dir() -> Path:
+    """Where the New VM wizard proposes new disk images."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "images"
+
+
 def logs_dir() -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME)) / "vms"
 

@@ -19,13 +19,21 @@ from typing import Any
 
 import libvirt
 
-from vmgui.backends.base import BackendError, BackendEvent, EventStream, VmChanged, VmRemoved
+from vmgui.backends.base import (
+    BackendError,
+    BackendEvent,
+    EventStream,
+    VmChanged,
+    VmRemoved,
+    is_local_uri,
+)
 from vmgui.backends.libvirt import (
     console,
+    describe,
     domain_settings,
     domain_xml,
+    domcaps,
     editing,
-    errors,
     listing,
     provisioning,
     storage,
@@ -34,7 +42,8 @@ from vmgui.backends.libvirt.connection import LibvirtConnection
 from vmgui.model import ConnectionStatus, StorageItem, VmConfig, VmInfo, VmStatsSample
 from vmgui.model.console import ByteStream, ConsoleEndpoints
 from vmgui.model.credentials import AskCredentials
-from vmgui.model.host import HostResources
+from vmgui.model.details import HardwareRow, NewVmDefaults
+from vmgui.model.host import DomainCapabilities, HostResources
 from vmgui.model.vm_settings import ApplyResult, VmSettings
 
 log = logging.getLogger(__name__)
@@ -84,6 +93,10 @@ class LibvirtBackend:
     @property
     def status(self) -> ConnectionStatus:
         return self.connection.status
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_uri(self._uri)
 
     def events(self) -> AsyncIterator[BackendEvent]:
         return self._stream.subscribe()
@@ -173,6 +186,21 @@ class LibvirtBackend:
             "describe", self._name_of(vm_id), lambda: conn.lookupByUUIDString(vm_id).XMLDesc(0)
         )
 
+    async def hardware_rows(self, vm_id: str) -> list[HardwareRow]:
+        return describe.hardware_rows(await self.details_xml(vm_id))
+
+    async def domain_type(self, vm_id: str) -> str:
+        return describe.domain_type_of(await self.details_xml(vm_id))
+
+    async def domain_capabilities(self) -> DomainCapabilities:
+        try:
+            conn = self.connection.require()
+            return await self.connection.call(
+                "read the capabilities of", self._uri, domcaps.read_capabilities, conn, self._uri
+            )
+        except BackendError as exc:
+            return DomainCapabilities(uri=self._uri, error=str(exc))
+
     async def open_console(self, vm_id: str) -> ConsoleEndpoints:
         conn = self.connection.require()
         return await self.connection.call(
@@ -190,6 +218,12 @@ class LibvirtBackend:
 
     # --- defining and deleting ---------------------------------------------------------------
 
+    def check_name(self, name: str) -> None:
+        domain_xml.check_name(name)
+
+    def new_vm_defaults(self) -> NewVmDefaults:
+        return NewVmDefaults(disk_folder=domain_xml.default_disk_folder(self._uri))
+
     async def define(self, config: VmConfig) -> VmInfo:
         conn = self.connection.require()
         xml = domain_xml.build_domain_xml(config)  # bad input stops here, before any change
@@ -201,7 +235,7 @@ class LibvirtBackend:
 
     async def list_storage(self, vm_id: str) -> list[StorageItem]:
         conn = self.connection.require()
-        local = errors.is_local_uri(self._uri)
+        local = is_local_uri(self._uri)
 
         def items() -> list[StorageItem]:
             return storage.storage_items(conn, conn.lookupByUUIDString(vm_id), local)

@@ -7,8 +7,10 @@ input is refused before anything is created on the host.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from vmgui.backends.base import BackendError
+from vmgui.backends.base import BackendError, is_local_uri
 from vmgui.model import VmConfig
 
 DOMAIN_TYPES = ("kvm", "qemu")
@@ -17,6 +19,18 @@ MAX_DISKS = 26  # vda..vdz
 #: Namespace of our <metadata> element marking a definition whose install media boots once.
 INSTALL_NS = "urn:x-vmgui:install:1"
 _FORBIDDEN_NAME_CHARS = "/\\"
+
+
+SYSTEM_IMAGES = "/var/lib/libvirt/images"
+
+
+def default_disk_folder(uri: str, home: Path | None = None) -> str:
+    """Where libvirt's default storage pool keeps images for this kind of connection."""
+    path = urlsplit(uri).path.rstrip("/")
+    if path.endswith("/system") or not is_local_uri(uri):
+        return SYSTEM_IMAGES
+    base = home if home is not None else Path.home()
+    return str(base / ".local" / "share" / "libvirt" / "images")
 
 
 def check_name(name: str) -> None:

@@ -1,10 +1,10 @@
 """What a libvirt connection can run: domain types (kvm = hardware-assisted, qemu = TCG),
 machine types and firmware, parsed from getCapabilities / getDomainCapabilities XML.
 
-Parsing is pure (`parse_capabilities`, `parse_domain_capabilities`, `combine`); only
-`fetch_domain_capabilities` talks to libvirt, on an executor thread, with a private connection
-(read-write, which domcaps needs, else read-only) that it closes again, so the host probe never
-touches a backend's connection.
+Parsing is pure (`parse_capabilities`, `parse_domain_capabilities`, `combine`);
+`read_capabilities` asks an open connection (LibvirtBackend.domain_capabilities passes its own,
+so a connection that needed credentials is not opened a second time); `fetch_domain_capabilities`
+opens a private one for `vmgui host-check --connect URI`, where no backend exists.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from vmgui.model.host import DomainCapabilities
 
@@ -192,6 +193,19 @@ def query(uri: str, arch: str | None = None) -> DomainCapabilities:
         except libvirt.libvirtError as e:
             return DomainCapabilities(uri=uri, error=clean_message(e))
     try:
+        return read_capabilities(conn, uri, arch)
+    finally:
+        conn.close()
+
+
+def read_capabilities(conn: Any, uri: str, arch: str | None = None) -> DomainCapabilities:
+    """Blocking: what the open connection `conn` can run for `arch`. Never raises."""
+    import libvirt
+
+    from vmgui.backends.libvirt.errors import clean_message
+
+    arch = arch or host_arch()
+    try:
         all_guests = parse_capabilities(conn.getCapabilities())
         guests = [g for g in all_guests if g.arch == arch]
         guest = guests[0] if guests else None
@@ -220,8 +234,6 @@ def query(uri: str, arch: str | None = None) -> DomainCapabilities:
         return DomainCapabilities(uri=uri, error=clean_message(e))
     except DomainCapabilitiesError as e:
         return DomainCapabilities(uri=uri, error=str(e))
-    finally:
-        conn.close()
 
 
 async def fetch_domain_capabilities(uri: str, arch: str | None = None) -> DomainCapabilities:

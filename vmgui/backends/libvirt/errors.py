@@ -6,13 +6,13 @@ error: ...") and sometimes a trailing newline; users need the reason, the VM, an
 
 from __future__ import annotations
 
-import re
 import threading
-from urllib.parse import urlsplit
 
 import libvirt
 
-from vmgui.backends.base import BackendError
+from vmgui.backends.base import BackendError, validate_uri
+
+__all__ = ["validate_uri"]  # the URI rule lives with the protocol; kept importable here
 
 _PREFIXES = (
     "error:",
@@ -36,8 +36,6 @@ CONNECTION_LOST_CODES = frozenset(
         libvirt.VIR_ERR_INVALID_CONN,
     }
 )
-_TRANSPORTS = frozenset({"unix", "tcp", "tls", "ssh", "libssh", "libssh2", "ext"})
-_DRIVER = re.compile(r"^[a-z][a-z0-9]*$")
 
 _silenced = False
 _silence_lock = threading.Lock()
@@ -117,40 +115,3 @@ def connect_error(err: libvirt.libvirtError, uri: str) -> BackendError:
         return BackendError(_sentence(f"Cannot connect to {uri}: authentication failed ({detail})"))
     return BackendError(_sentence(f"Cannot connect to {uri}: {detail}"))
 
-
-def validate_uri(uri: str) -> str:
-    """Return the URI stripped, or raise BackendError saying what is wrong with it."""
-    text = uri.strip()
-    if not text:
-        raise BackendError("The connection URI is empty; try qemu:///system or test:///default.")
-    if any(c.isspace() for c in text):
-        raise BackendError(f"The connection URI '{text}' contains spaces.")
-    if "://" not in text:
-        raise BackendError(
-            f"'{text}' is not a libvirt URI: it needs the form driver[+transport]://[host]/path, "
-            "e.g. qemu:///system."
-        )
-    try:
-        parts = urlsplit(text)
-        port = parts.port  # raises ValueError for a non-numeric port
-    except ValueError as exc:
-        raise BackendError(f"'{text}' is not a valid URI: {exc}.") from None
-    del port
-    driver, _plus, transport = parts.scheme.partition("+")
-    if not _DRIVER.match(driver):
-        raise BackendError(f"'{text}' has an invalid driver name '{driver}'.")
-    if transport and transport not in _TRANSPORTS:
-        raise BackendError(
-            f"'{text}' uses the unknown transport '{transport}' "
-            f"(use one of: {', '.join(sorted(_TRANSPORTS))})."
-        )
-    return text
-
-
-def is_local_uri(uri: str) -> bool:
-    """True when the daemon shares this machine's file system (no remote host in the URI)."""
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    if parts.scheme.startswith("test"):
-        return True
-    return host in ("", "localhost", "127.0.0.1", "::1")

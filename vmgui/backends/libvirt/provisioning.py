@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import libvirt
 
-from vmgui.backends.base import BackendError
-from vmgui.backends.libvirt import domain_xml, errors, storage
+from vmgui.backends.base import BackendError, is_local_uri
+from vmgui.backends.libvirt import domain_xml, storage
 from vmgui.backends.libvirt.listing import info_blocking
 from vmgui.model import VmConfig, VmInfo
 
@@ -66,7 +66,7 @@ def create_image_blocking(
             if target and os.path.realpath(target) == os.path.realpath(folder):
                 vol = pool.createXML(domain_xml.raw_volume_xml(name, size_bytes), 0)
                 return lambda: vol.delete(0)
-    if not errors.is_local_uri(uri):
+    if not is_local_uri(uri):
         raise BackendError(f"Cannot create {path}: no storage pool on {uri} holds that folder.")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -89,7 +89,7 @@ def delete_blocking(conn: libvirt.virConnect, uri: str, vm_id: str, paths: list[
     name = dom.name()
     if dom.isActive():
         raise BackendError(f"Cannot delete '{name}' while it is running: shut it down first.")
-    local = errors.is_local_uri(uri)
+    local = is_local_uri(uri)
     items = storage.storage_items(conn, dom, local) if paths else []
     try:
         dom.undefineFlags(_UNDEFINE_FLAGS)

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeyEvent
 
-from vmgui.console.keymap import XKB_EVDEV_OFFSET, keysym_for, qcode_for_evdev, scancode_for_qcode
-from vmgui.vmm.keymap import KeymapError
+from vmgui.console.keymap import (
+    XKB_EVDEV_OFFSET,
+    KeymapError,
+    keysym_for,
+    qcode_for_evdev,
+    scancode_for_qcode,
+)
 
 K = Qt.Key
 #: Platforms whose nativeScanCode() is an XKB keycode.

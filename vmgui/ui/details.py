@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from vmgui.backends.base import BackendError
 from vmgui.model import VmInfo
 from vmgui.ui.connections import ConnectionManager
+from vmgui.ui.console.console_tab import ConsoleTab
 from vmgui.ui.errors import readable
 from vmgui.ui.exits_graph import ExitsGraph
 from vmgui.ui.formatting import format_kib, format_percent, format_rate
@@ -80,6 +81,9 @@ class DetailsView(QTabWidget):
         grid.addWidget(self.exits_graph, 2, 0, 1, 2)
         self.addTab(perf, "Performance")
 
+        self.console = ConsoleTab(manager)
+        self.addTab(self.console, "Console")
+
         model.dataChanged.connect(self._on_data_changed)
         model.rowsRemoved.connect(self._on_rows_removed)
         manager.stats_updated.connect(self._on_stats)
@@ -96,7 +100,13 @@ class DetailsView(QTabWidget):
         self._fill_overview(vm)
         self._refresh_graphs()
         self._shown_state = vm.state if vm else None
+        self.console.show_vm(key, vm)
         self._fetch_xml()
+
+    def open_console(self) -> None:
+        """Show the Console tab with the selected VM's console open."""
+        self.setCurrentWidget(self.console)
+        self.console.open()
 
     def _fill_overview(self, vm: VmInfo | None) -> None:
         values = {
@@ -155,6 +165,7 @@ class DetailsView(QTabWidget):
         self._fill_overview(vm)
         if vm is not None and vm.state != self._shown_state:
             self._shown_state = vm.state
+            self.console.show_vm(self._key, vm)
             self._fetch_xml()  # the live XML differs from the inactive one
 
     def _on_rows_removed(self, *_: Any) -> None:

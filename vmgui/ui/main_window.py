@@ -159,7 +159,17 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.preferences_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
+        self.open_console_action = QAction(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_DesktopIcon), "&Open", self
+        )
+        self.open_console_action.setToolTip("Show the VM's console (double-click or Enter on it)")
+        self.open_console_action.triggered.connect(self.details.open_console)
+        self.vm_page.open_requested.connect(lambda _key: self.details.open_console())
+        self.vm_page.selection_changed.connect(lambda _key: self._update_open_enabled())
+        self.model.dataChanged.connect(lambda *_: self._update_open_enabled())
+        self._update_open_enabled()
         vm_menu = bar.addMenu("&Virtual Machine")
+        vm_menu.addAction(self.open_console_action)
         for spec in SPECS:
             vm_menu.addAction(self.vm_actions.actions[spec.name])
         find = QAction("Find", self)
@@ -172,14 +182,21 @@ class MainWindow(QMainWindow):
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.addAction(self.new_vm_action)
         toolbar.addSeparator()
+        toolbar.addAction(self.open_console_action)
         for spec in SPECS:
             toolbar.addAction(self.vm_actions.actions[spec.name])
 
     def _table_menu(self, global_pos: QPoint) -> None:
         menu = QMenu(self)
+        menu.addAction(self.open_console_action)
         for spec in SPECS:
             menu.addAction(self.vm_actions.actions[spec.name])
         menu.popup(global_pos)
+
+    def _update_open_enabled(self) -> None:
+        key = self.selected_key()
+        vm = self.model.vm(key) if key else None
+        self.open_console_action.setEnabled(vm is not None and vm.state.is_active)
 
     def _update_summary(self, *_: Any) -> None:
         self.summary_label.setText(
@@ -376,6 +393,7 @@ class MainWindow(QMainWindow):
         return run_for(self, coro, what, report=self.show_error)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.details.console.close_all()
         cancel_tasks(self)
         cancel_tasks(self.vm_actions.owner)
         super().closeEvent(event)

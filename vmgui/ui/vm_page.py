@@ -32,6 +32,8 @@ class VmPage(QWidget):
     selection_changed = Signal(object)
     #: A context menu was asked for at this global position.
     menu_requested = Signal(QPoint)
+    #: A row was activated (double-click or Enter): open that VM's console.
+    open_requested = Signal(object)
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class VmPage(QWidget):
             lambda pos: self.menu_requested.emit(self.table.viewport().mapToGlobal(pos))
         )
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.table.activated.connect(lambda index: self.open_requested.emit(index.data(KEY_ROLE)))
         self.details = DetailsView(model, manager)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)

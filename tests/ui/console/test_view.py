@@ -215,3 +215,18 @@ def test_grab_of_view_is_rgb32(qtbot: Any) -> None:
     x, y, _ = view._placement()
     image = view.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
     assert image.pixel(int(x) + 3, int(y) + 4) & 0xFFFFFF == checkerboard(3, 4)
+
+
+def test_panel_saves_the_guest_screen_as_png(qtbot: Any, tmp_path: Any) -> None:
+    from vmgui.ui.console.panel import ConsolePanel
+
+    panel = ConsolePanel("vm")
+    qtbot.addWidget(panel)
+    panel.show_source(FakeSource(64, 48))  # type: ignore[arg-type]
+    path = str(tmp_path / "shot.png")
+    assert panel.save_screenshot(path)
+    saved = QImage(path)
+    assert (saved.width(), saved.height()) == (64, 48)
+    assert saved.pixel(3, 4) & 0xFFFFFF == checkerboard(3, 4)
+    assert not panel.save_screenshot(str(tmp_path / "missing-dir" / "x.png"))
+    assert panel.status.text().startswith("Could not save the screenshot")

@@ -31,6 +31,7 @@ from vmgui.backends.base import Backend, BackendError
 from vmgui.console import ConsoleError, open_source
 from vmgui.console.source import FramebufferSource
 from vmgui.console.terminal import TerminalSession
+from vmgui.ui.console.rfb_hooks import decode_jpeg, password_prompt
 from vmgui.ui.console.terminal_view import SerialTerminalView
 from vmgui.ui.console.view import ConsoleView, Scale
 from vmgui.ui.tasks import run_for
@@ -149,7 +150,11 @@ class ConsolePanel(QWidget):
             )
         else:
             try:
-                source = open_source(endpoints.graphics)
+                source = open_source(
+                    endpoints.graphics,
+                    ask_password=password_prompt(self, self.title),
+                    jpeg_decoder=decode_jpeg,
+                )
                 await source.start()
             except ConsoleError as e:
                 log.info("console of %s: %s", vm_id, e, exc_info=True)
@@ -220,7 +225,7 @@ class ConsolePanel(QWidget):
     def save_screenshot(self, path: str, image: QImage | None = None) -> bool:
         """Write the guest's screen (guest pixels, not the scaled view) as PNG."""
         image = image or self.view.screenshot()
-        if image is None or not image.save(path, b"PNG"):
+        if image is None or not image.save(path, "PNG"):  # type: ignore[call-overload]
             self.status.setText(f"Could not save the screenshot to {path}.")
             return False
         self.status.setText(f"Screenshot saved to {path}.")

@@ -12,6 +12,8 @@
    importing the modules a run imports, and the rest (KVM set-up, loading, guest to its first byte);
 2. port-I/O exits per second: tests/guests/portbench.c writes one port COUNT times between a
    "start" and a "done" line; the host times the two lines (median of N alternating runs);
+   and the CPU time each exit costs (user and system, from wait4 of a COUNT run minus a
+   0-write run), which other processes' load does not distort the way it does the rate;
 3. VMM RSS overhead: process RSS minus the guest RAM mapping's resident pages, sampled while
    tests/guests/ticker.c runs.
 Asserts only correctness (each guest printed what it must); the figures are for reading.
@@ -135,6 +137,27 @@ def exit_rate(vmm: str, kernel: Path, count: int) -> float:
     return count / (t1 - t0)
 
 
+def process_cpu(vmm: str, kernel: Path) -> tuple[float, float]:
+    """(user, system) CPU seconds of one whole run, from wait4."""
+    proc = subprocess.Popen(
+        command(vmm, kernel),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=python_env(),
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert status == 0, f"{vmm} failed"
+    return usage.ru_utime, usage.ru_stime
+
+
+def cpu_per_exit(vmm: str, idle: Path, bench: Path, count: int) -> tuple[float, float]:
+    """(user, system) microseconds per port exit: a COUNT run minus a 0-write run."""
+    u1, s1 = process_cpu(vmm, bench)
+    u0, s0 = process_cpu(vmm, idle)
+    return (u1 - u0) / count * 1e6, (s1 - s0) / count * 1e6
+
+
 def rss_overhead(vmm: str, kernel: Path) -> tuple[int, int]:
     """(process RSS, RSS minus the guest RAM mapping's resident bytes), in bytes."""
     proc = spawn(vmm, kernel)
@@ -228,6 +251,22 @@ def main() -> None:
             samples[v].append(exit_rate(v, bench, args.count))
     rates = {v: statistics.median(r) for v, r in samples.items()}
     row(f"port-I/O exits/s ({args.count} outs)", rates["ours"], rates["qemu"], ",.0f", "higher")
+    idle = build_guest("portbench", ("-DPORTBENCH_COUNT=0",))
+    cpu: dict[str, list[tuple[float, float]]] = {"ours": [], "qemu": []}
+    for _ in range(args.runs):
+        for v in cpu:
+            cpu[v].append(cpu_per_exit(v, idle, bench, args.count))
+    user = {v: statistics.median(u for u, _ in c) for v, c in cpu.items()}
+    system = {v: statistics.median(s for _, s in c) for v, c in cpu.items()}
+    row("  CPU per exit, user (us)", user["ours"], user["qemu"], ".2f", "lower")
+    row("  CPU per exit, system (us)", system["ours"], system["qemu"], ".2f", "lower")
+    row(
+        "  CPU per exit, total (us)",
+        user["ours"] + system["ours"],
+        user["qemu"] + system["qemu"],
+        ".2f",
+        "lower",
+    )
     rss = {v: rss_overhead(v, ticker) for v in ("ours", "qemu")}
     row("process RSS (MiB)", rss["ours"][0] / 2**20, rss["qemu"][0] / 2**20, ".1f", "lower")
     row("VMM RSS overhead (MiB)", rss["ours"][1] / 2**20, rss["qemu"][1] / 2**20, ".1f", "lower")

@@ -148,3 +148,34 @@ def test_special_files_are_one_line_and_never_block_start_up(
         p.mkdir()
     r = run_vmm("--kernel", build_guest("hello"), option, value.format(p=p))
     one_line_error(r, pattern)
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from vmgui.vmm import cli, machine
+
+    def broken(self: object) -> int:
+        raise KeyError("a VMM bug")
+
+    monkeypatch.setattr(machine.Machine, "__init__", lambda self, cfg, early=None: None)
+    monkeypatch.setattr(machine.Machine, "run", broken)
+    kernel = tmp_path / "k"
+    kernel.write_bytes(b"\0" * 4096)
+    log = tmp_path / "vmm.log"
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    try:
+        status = cli.main(["run", "--kernel", str(kernel), "--log", str(log), "--serial", "none"])
+    finally:
+        for h in set(root.handlers) - set(before):
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(level)
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err == f"vmgui-vmm: internal error: 'a VMM bug' (details in {log})\n"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "KeyError: 'a VMM bug'" in text

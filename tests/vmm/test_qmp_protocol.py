@@ -525,3 +525,16 @@ def test_damage_is_pushed_to_subscribers_and_nothing_while_still(
     finally:
         sub.close()
         other.close()
+
+
+def test_commands_see_the_control_interface_not_the_server() -> None:
+    """qmp.py and qmp_commands.py imported each other and every handler got the whole server;
+    now the commands depend only on the narrow VmControl (and the wire format)."""
+    import ast
+
+    import vmgui.vmm.qmp_commands as commands
+
+    tree = ast.parse(Path(commands.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "vmgui.vmm.qmp" not in imported
+    assert "vmgui.vmm.machine" not in imported and "vmgui.vmm.runtime" not in imported

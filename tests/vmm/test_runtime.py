@@ -146,6 +146,7 @@ def test_a_vmm_bug_on_a_vcpu_is_one_line_for_people_and_a_traceback_in_the_log(
     need_kvm()
     install_kick_handler()
     log = tmp_path / "vmm.log"
+    level = logging.getLogger().level
     handler = cli.log_to_file(str(log))
     elf = build_guest("portbench", ("-DPORTBENCH_COUNT=2000000000",))
     m = Machine(MachineConfig(kernel=str(elf), framebuffer=None, serial=()))
@@ -165,6 +166,7 @@ def test_a_vmm_bug_on_a_vcpu_is_one_line_for_people_and_a_traceback_in_the_log(
     finally:
         m._shutdown()
         logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(level)
         handler.close()
 
 

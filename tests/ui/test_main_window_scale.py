@@ -68,10 +68,13 @@ def test_1000_domains_fill_sort_filter(
     assert w.details.xml_view.isReadOnly()
     run_until(qt_loop, lambda: w.details.hardware.topLevelItemCount() > 0, what="hardware rows")
 
-    # The sidebar's built-in entry shows the host page and no VM list.
+    # The sidebar's built-in entry lists this computer's VMs (none here), the host check a tab away.
     w.select_connection(BUILTIN_URI)
+    assert w.pages.currentWidget() is w.vm_page and w.proxy.rowCount() == 0
+    w.builtin_tabs.setCurrentIndex(w.builtin_tabs.HOST)
     assert w.pages.currentWidget() is w.host_page
     w.select_connection(uri)
+    assert not w.builtin_tabs.isVisible()
     assert w.pages.currentWidget() is w.vm_page and w.proxy.rowCount() == 1000
 
 

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QStyle,
+    QVBoxLayout,
+    QWidget,
 )
 
 from vmgui.backends.base import BUILTIN_URI, Backend
@@ -30,6 +32,7 @@ from vmgui.model import ConnectionState, ConnectionStatus, VmInfo
 from vmgui.model.credentials import AskCredentials, CredentialPrompt
 from vmgui.settings import Settings, save_settings
 from vmgui.ui.actions import SPECS, VmActions
+from vmgui.ui.builtin_tabs import BuiltinTabs
 from vmgui.ui.connections import ConnectionManager
 from vmgui.ui.dialogs import AddConnectionDialog, CredentialsDialog, uri_problem
 from vmgui.ui.emulation_warning import HostStatusCache, confirm_start
@@ -99,9 +102,17 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.pages.addWidget(self.vm_page)
         self.pages.addWidget(self.host_page)
+        self.builtin_tabs = BuiltinTabs()
+        self.builtin_tabs.currentChanged.connect(lambda _i: self._on_sidebar_changed(BUILTIN_URI))
+        right = QWidget()
+        right_column = QVBoxLayout(right)
+        right_column.setContentsMargins(0, 0, 0, 0)
+        right_column.setSpacing(0)
+        right_column.addWidget(self.builtin_tabs)
+        right_column.addWidget(self.pages)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.sidebar)
-        splitter.addWidget(self.pages)
+        splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([240, 860])
         self.setCentralWidget(splitter)
@@ -130,10 +141,12 @@ class MainWindow(QMainWindow):
             sig.connect(self._update_summary)
         self.model.dataChanged.connect(lambda *_: self.vm_actions.update_enabled())
 
+        # This computer's VMs are always listed (VMMs that outlived the last session included).
+        self.manager.add(BUILTIN_URI)
         # --connect URIs replace the saved list for this session (and are not saved).
         for uri in dict.fromkeys(extra_uris or settings.connections):
             self.open_connection(uri)
-        self.select_connection(ALL_URI if self.manager.uris() else BUILTIN_URI)
+        self.select_connection(ALL_URI if len(self.manager.uris()) > 1 else BUILTIN_URI)
 
     # ---- layout ----------------------------------------------------------------------------
 
@@ -263,7 +276,8 @@ class MainWindow(QMainWindow):
         self.sidebar.select(uri)
 
     def _on_sidebar_changed(self, uri: str) -> None:
-        if uri == BUILTIN_URI:
+        self.builtin_tabs.setVisible(uri == BUILTIN_URI)
+        if uri == BUILTIN_URI and self.builtin_tabs.currentIndex() == BuiltinTabs.HOST:
             self.pages.setCurrentWidget(self.host_page)
             self._probe_host()
             return

@@ -104,7 +104,8 @@ class ConnectionSidebar(QWidget):
     def show_state(self, uri: str, state: ConnectionState, text: str) -> None:
         item = self.item(uri)
         if item is not None:
-            item.setIcon(connection_icon(state))
+            if uri != BUILTIN_URI:  # "This computer" keeps its own icon
+                item.setIcon(connection_icon(state))
             item.setToolTip(text)
 
     def _on_current_changed(self, current: QListWidgetItem | None, _: object = None) -> None:

@@ -58,8 +58,8 @@ def add_vm_commands(sub: Any) -> None:
 
 
 def parse_size_mib(text: str) -> int:
-    from vmgui.vmm.config import parse_size  # noqa: PLC0415 - the VMM's own size syntax
-    from vmgui.vmm.errors import VmmError  # noqa: PLC0415
+    from vmgui.vmm.config import parse_size  # the VMM's own size syntax
+    from vmgui.vmm.errors import VmmError
 
     try:
         return max(1, parse_size(text) // MIB)

@@ -6,7 +6,7 @@ hash of every input (sources, flags, layout constants, gcc version), so a test s
 each guest once. Every integer in vmgui/vmm/layout.py reaches C as LAYOUT_<NAME>.
 
 The flags keep guests to plain integer code: this machine's KVM emulates guest ring 0 and
-fails on SSE/x87 state instructions, popcnt and friends (see DESIGN.md section 4).
+fails on SSE/x87 state instructions, popcnt and friends (docs/architecture.md, "Test guests").
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_host_loop_runs_natively() -> None:
 
 
 def test_this_machine_emulates_ring0_and_runs_ring3_natively() -> None:
-    """DESIGN.md section 4: kvm_pvm emulates guest ring 0 and runs ring 3 natively."""
+    """This machine's KVM (kvm_pvm) emulates guest ring 0 and runs ring 3 natively."""
     need_kvm()
     t0 = time.perf_counter()
     result = cal.calibrate()

@@ -16,13 +16,13 @@ import pytest
 from tests.support import kvm_node, need, need_kvm, without_permission_override
 from vmgui.host.cpuinfo import read_cpu, read_kvm_module
 from vmgui.host.kvm_check import DeviceAccess, UserGroups, check_kvm, diagnose
-from vmgui.model.host import CpuInfo, KvmModule
+from vmgui.model.host import HostCpu, KvmModule
 
 REPO = Path(__file__).resolve().parents[2]
-INTEL = CpuInfo("GenuineIntel", "Core i7", 4, "vmx")
-AMD = CpuInfo("AuthenticAMD", "Ryzen", 2, "svm")
-PLAIN = CpuInfo("GenuineIntel", "Atom", 2, "")
-GUEST = CpuInfo("AuthenticAMD", "EPYC", 2, "", hypervisor_flag=True, hypervisor="kvm")
+INTEL = HostCpu("GenuineIntel", "Core i7", 4, "vmx")
+AMD = HostCpu("AuthenticAMD", "Ryzen", 2, "svm")
+PLAIN = HostCpu("GenuineIntel", "Atom", 2, "")
+GUEST = HostCpu("AuthenticAMD", "EPYC", 2, "", hypervisor_flag=True, hypervisor="kvm")
 ALICE = UserGroups("alice", frozenset({"alice"}), frozenset({"alice"}))
 
 
@@ -49,14 +49,14 @@ def test_usable_device_has_no_problem() -> None:
     ],
 )
 def test_missing_device_fixes(
-    cpu: CpuInfo, module: KvmModule, problem_part: str, fix_part: str
+    cpu: HostCpu, module: KvmModule, problem_part: str, fix_part: str
 ) -> None:
     problem, fix = diagnose(MISSING, cpu, module, ALICE)
     assert problem_part in problem and fix_part in fix
 
 
 def test_missing_device_in_container() -> None:
-    cpu = CpuInfo("GenuineIntel", "x", 2, "vmx", container="docker")
+    cpu = HostCpu("GenuineIntel", "x", 2, "vmx", container="docker")
     problem, fix = diagnose(MISSING, cpu, KvmModule("kvm_intel"), ALICE)
     assert "docker container" in problem and "--device /dev/kvm" in fix
 

@@ -11,8 +11,8 @@ from tests.support import need_kvm
 from vmgui.host.probe import emulation_warning, judge, probe_host_async
 from vmgui.model.host import (
     Calibration,
-    CpuInfo,
     DomainCapabilities,
+    HostCpu,
     HostStatus,
     KvmDevice,
     KvmModule,
@@ -20,8 +20,8 @@ from vmgui.model.host import (
     Verdict,
 )
 
-CPU = CpuInfo("GenuineIntel", "Core i7", 8, "vmx")
-GUEST_CPU = CpuInfo("AuthenticAMD", "EPYC", 2, "", True, "kvm", "docker")
+CPU = HostCpu("GenuineIntel", "Core i7", 8, "vmx")
+GUEST_CPU = HostCpu("AuthenticAMD", "EPYC", 2, "", True, "kvm", "docker")
 USABLE = KvmDevice(present=True, readable=True, writable=True, opened=True, api_version=12)
 DENIED = KvmDevice(
     present=True,

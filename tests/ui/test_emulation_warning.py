@@ -33,7 +33,7 @@ VM_XML = """<domain type='{type}'><name>{name}</name><memory unit='MiB'>64</memo
 def host_status() -> HostStatus:
     need_kvm()
     status = asyncio.run(probe_host_async())
-    assert status.verdict is Verdict.EMULATED, "this machine's ring 0 is emulated (DESIGN §4)"
+    assert status.verdict is Verdict.EMULATED, "this machine's ring 0 is emulated (kvm_pvm)"
     return status
 
 

@@ -17,8 +17,8 @@ from tests.support import need_kvm
 from vmgui.app import make_backend
 from vmgui.host.probe import judge
 from vmgui.model.host import (
-    CpuInfo,
     DomainCapabilities,
+    HostCpu,
     HostStatus,
     KvmDevice,
     KvmModule,
@@ -76,7 +76,7 @@ def test_probe_on_the_loop_shows_the_same_verdict_as_the_cli(
 
 
 def test_unavailable_status_shows_problem_fix_and_connections(qtbot: QtBot) -> None:
-    cpu = CpuInfo("GenuineIntel", "Core i7", 8, "vmx")
+    cpu = HostCpu("GenuineIntel", "Core i7", 8, "vmx")
     kvm = KvmDevice(
         present=True,
         problem="permission denied opening /dev/kvm (owner group 'kvm', mode 0660)",

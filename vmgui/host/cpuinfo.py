@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmgui.model.host import CpuInfo, KvmModule
+from vmgui.model.host import HostCpu, KvmModule
 
 #: Modules that provide /dev/kvm, preferred in this order when several are loaded.
 KNOWN_KVM_MODULES = ("kvm_intel", "kvm_amd")
@@ -172,10 +172,10 @@ def read_container(root: Path, use_tools: bool = True) -> str:
     return ""
 
 
-def read_cpu(root: Path = Path("/"), use_tools: bool = True) -> CpuInfo:
+def read_cpu(root: Path = Path("/"), use_tools: bool = True) -> HostCpu:
     """CPU facts of this host; `use_tools=False` skips systemd-detect-virt (fake trees)."""
     parsed = parse_cpuinfo(_read(root / "proc/cpuinfo"))
-    return CpuInfo(
+    return HostCpu(
         vendor=parsed.vendor,
         model_name=parsed.model_name,
         logical_cpus=parsed.logical_cpus or (os.cpu_count() or 0),

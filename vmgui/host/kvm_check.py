@@ -13,7 +13,7 @@ import pwd
 import stat
 from dataclasses import dataclass
 
-from vmgui.model.host import CpuInfo, KvmDevice, KvmModule
+from vmgui.model.host import HostCpu, KvmDevice, KvmModule
 from vmgui.vmm import kvm as k
 
 #: KVM_CHECK_EXTENSION capabilities shown to the user, by the name used in JSON output.
@@ -119,7 +119,7 @@ def current_user_groups() -> UserGroups:
 
 
 def diagnose(
-    access: DeviceAccess, cpu: CpuInfo, module: KvmModule, groups: UserGroups
+    access: DeviceAccess, cpu: HostCpu, module: KvmModule, groups: UserGroups
 ) -> tuple[str, str]:
     """(problem, fix): one line each, both "" when the device opened."""
     path = access.path
@@ -203,7 +203,7 @@ def query_capabilities(fd: int) -> tuple[int, dict[str, int]]:
 
 
 def check_kvm(
-    cpu: CpuInfo,
+    cpu: HostCpu,
     module: KvmModule,
     path: str = "/dev/kvm",
     groups: UserGroups | None = None,

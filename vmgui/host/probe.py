@@ -19,8 +19,8 @@ from vmgui.host.cpuinfo import read_cpu, read_kvm_module
 from vmgui.host.kvm_check import check_kvm
 from vmgui.model.host import (
     Calibration,
-    CpuInfo,
     DomainCapabilities,
+    HostCpu,
     HostStatus,
     KvmDevice,
     KvmModule,
@@ -69,7 +69,7 @@ def _relative(ratio: float) -> str:
 
 
 def judge(
-    cpu: CpuInfo,
+    cpu: HostCpu,
     module: KvmModule,
     kvm: KvmDevice,
     calibration: Calibration | None,
@@ -174,7 +174,7 @@ def emulation_warning(status: HostStatus) -> str:
 
 
 def _assemble(
-    cpu: CpuInfo,
+    cpu: HostCpu,
     module: KvmModule,
     kvm: KvmDevice,
     calibration: Calibration | None,
@@ -196,7 +196,7 @@ def _assemble(
 
 def probe_local(
     kvm_path: str = "/dev/kvm", root: Path = Path("/"), measure: bool = True
-) -> tuple[CpuInfo, KvmModule, KvmDevice, Calibration | None]:
+) -> tuple[HostCpu, KvmModule, KvmDevice, Calibration | None]:
     """Blocking (~0.2 s with `measure`): CPU, module, /dev/kvm and the speed calibration."""
     cpu = read_cpu(root)
     module = read_kvm_module(root)

@@ -28,8 +28,11 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True)
-class CpuInfo:
-    """The CPU as /proc/cpuinfo describes it, plus the hypervisor we run under (if any)."""
+class HostCpu:
+    """The host's CPU as /proc/cpuinfo describes it, plus the hypervisor we run under (if any).
+
+    (Not the VMM's per-vCPU `vmgui.vmm.control.CpuInfo`: that is one guest CPU's thread.)
+    """
 
     vendor: str = ""  # "GenuineIntel", "AuthenticAMD", ...
     model_name: str = ""
@@ -124,7 +127,7 @@ class HostStatus:
     headline: str  # one sentence, verdict first
     reason: str  # why the verdict (what evidence decided it)
     advice: tuple[str, ...] = ()
-    cpu: CpuInfo = field(default_factory=CpuInfo)
+    cpu: HostCpu = field(default_factory=HostCpu)
     module: KvmModule = field(default_factory=KvmModule)
     kvm: KvmDevice = field(default_factory=KvmDevice)
     calibration: Calibration | None = None

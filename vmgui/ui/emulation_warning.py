@@ -1,6 +1,6 @@
 """Warn before a VM starts with KVM on a host where KVM guest kernel code is emulated.
 
-API for the main window (lead wiring):
+API for the main window:
 
     host_status = HostStatusCache()            # one per window; probes this computer once
     host_page.statusChanged.connect(host_status.set)   # optional: reuse the page's result

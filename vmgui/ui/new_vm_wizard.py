@@ -1,6 +1,6 @@
 """The New VM wizard: point and click from an ISO, a kernel or a disk image to a defined VM.
 
-API for the main window (lead wiring: a "New VM" toolbar action, Ctrl+N):
+API for the main window (its "New VM" action, Ctrl+N):
 
     wizard = NewVmWizard(
         backends=[(uri, display_name, backend), ...],   # connected backends, chosen one first

@@ -21,7 +21,7 @@ class VmFilterProxy(QSortFilterProxyModel):
         self.setFilterRole(VM_ROLE)  # stats ticks do not signal this role: no re-filtering
         self.setDynamicSortFilter(True)
 
-    def setSourceModel(self, model: Any) -> None:  # noqa: N802 - Qt override
+    def setSourceModel(self, model: Any) -> None:  # Qt override
         old = self.sourceModel()
         if isinstance(old, VmTableModel):
             old.stats_changed.disconnect(self._on_stats_changed)

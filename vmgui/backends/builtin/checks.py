@@ -45,7 +45,7 @@ def memory_problem(mib: int, free_mib: int | None = None) -> str:
 
 
 def host_resources() -> HostResources:
-    from vmgui.vmm.config import max_cpus  # noqa: PLC0415 - the VMM's own limit
+    from vmgui.vmm.config import max_cpus  # the VMM's own limit
 
     return HostResources(
         memory_mib=int(psutil.virtual_memory().total // (1024 * 1024)),
@@ -77,8 +77,8 @@ def kernel_problem(path: str) -> str:
     problem = _file_problem(path, "kernel")
     if problem:
         return problem
-    from vmgui.vmm.boot.detect import detect_kernel  # noqa: PLC0415 - the VMM's own detector
-    from vmgui.vmm.boot.errors import BootError  # noqa: PLC0415
+    from vmgui.vmm.boot.detect import detect_kernel  # the VMM's own detector
+    from vmgui.vmm.boot.errors import BootError
 
     try:
         if os.path.getsize(path) > MAX_KERNEL_BYTES:

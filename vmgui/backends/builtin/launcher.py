@@ -67,7 +67,7 @@ class RuntimeFiles:
 @cache
 def vmm_options() -> frozenset[str]:
     """The `vmgui-vmm run` options this installation knows (some arrive in later versions)."""
-    from vmgui.vmm.cli import build_parser  # noqa: PLC0415 - only to learn the options
+    from vmgui.vmm.cli import build_parser  # only to learn the options
 
     parser = build_parser()
     sub: Any = next(a for a in parser._actions if a.dest == "command")
@@ -76,8 +76,8 @@ def vmm_options() -> frozenset[str]:
 
 
 def serial_supports_unix() -> bool:
-    from vmgui.vmm.config import SerialSink  # noqa: PLC0415
-    from vmgui.vmm.errors import VmmError  # noqa: PLC0415
+    from vmgui.vmm.config import SerialSink
+    from vmgui.vmm.errors import VmmError
 
     try:
         SerialSink.parse("unix:/x")
@@ -142,7 +142,7 @@ def disk_users(path: str, others: list[Definition]) -> list[Definition]:
 def disk_locked(path: str, read_only: bool) -> bool:
     """True when another process holds the image's lock (the VMM's own QEMU-style OFD lock
     bytes, so QEMU and libvirt VMs count too); probing takes and drops the lock at once."""
-    from vmgui.vmm.virtio.image import DiskImageError, lock_image  # noqa: PLC0415
+    from vmgui.vmm.virtio.image import DiskImageError, lock_image
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)

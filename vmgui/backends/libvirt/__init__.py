@@ -16,11 +16,11 @@ import os
 # Read once, when libvirt initialises on its first import: so this comes before any of ours.
 os.environ.setdefault("LIBVIRT_LOG_OUTPUTS", "4:file:/dev/null")
 
-from vmgui.backends.base import BackendError  # noqa: E402
-from vmgui.backends.libvirt.backend import LibvirtBackend  # noqa: E402
-from vmgui.backends.libvirt.credentials import AskCredentials, CredentialPrompt  # noqa: E402
-from vmgui.backends.libvirt.errors import validate_uri  # noqa: E402
-from vmgui.model import VmInfo  # noqa: E402
+from vmgui.backends.base import BackendError
+from vmgui.backends.libvirt.backend import LibvirtBackend
+from vmgui.backends.libvirt.credentials import AskCredentials, CredentialPrompt
+from vmgui.backends.libvirt.errors import validate_uri
+from vmgui.model import VmInfo
 
 __all__ = [
     "AskCredentials",

@@ -9,7 +9,8 @@ Rejected, because measured here:
 - a dedicated thread looping on `virEventRunDefaultImpl()` fights the Qt thread for ownership of
   the default context: "g_main_context_push_thread_default: assertion 'acquired_context'
   failed", then a segfault;
-- `libvirtaio` together with executor calls segfaults too (DESIGN.md).
+- `libvirtaio` together with executor calls fails with "QSocketNotifier cannot be enabled or
+  disabled from another thread" and then segfaults.
 
 So, checked from inside each running asyncio loop: if the loop is qasync's and this thread owns
 GLib's default context (Qt's GLib dispatcher acquires it for good when the QApplication is

@@ -31,6 +31,7 @@ TARGETS = ("vmgui/vmm/memory.py", "vmgui/vmm/virtio/queue.py")
 #: The tests that own these checks (unit tests, the device-level fuzzers).
 TESTS = (
     "tests/vmm/test_memory.py",
+    "tests/vmm/devices/test_framebuffer.py",
     "tests/vmm/virtio/test_queue.py",
     "tests/vmm/virtio/test_fuzz.py",
     "tests/vmm/virtio/test_mmio.py",

@@ -38,6 +38,25 @@ blk_header = st.builds(
     st.sampled_from([0, 0, 1, 1, 4, 8, 11, 99]),
     st.one_of(st.integers(0, 70), st.integers(0, (1 << 64) - 1)),
 )
+
+
+def _link(bufs: list[tuple[int, int, bool]], ordered: bool) -> list[tuple[int, int, int, int]]:
+    """Buffers as one properly linked chain from descriptor 0 (readable first if `ordered`)."""
+    if ordered:
+        bufs = sorted(bufs, key=lambda b: b[2])
+    return [(addr, length, (VIRTQ_DESC_F_WRITE if w else 0)
+             | (VIRTQ_DESC_F_NEXT if i + 1 < len(bufs) else 0), i + 1)
+            for i, (addr, length, w) in enumerate(bufs)]
+
+
+#: Chains that link up, so the device's own request parsing is reached: zero-length and 1-byte
+#: buffers, headers split across descriptors, status bytes in odd places.
+chain_buffer = st.tuples(
+    st.one_of(st.integers(0x100000, 0x100040), addresses),
+    st.one_of(st.sampled_from([0, 1, 2, 15, 16, 17, 512]), lengths),
+    st.booleans(),
+)
+linked_chain = st.builds(_link, st.lists(chain_buffer, min_size=1, max_size=6), st.booleans())
 reg_op = st.tuples(
     st.booleans(),
     st.one_of(st.integers(0, 0x0FF).map(lambda x: x & ~3), st.integers(0, 0x140)),
@@ -55,6 +74,7 @@ def _mostly(usual: int, others: list[int]) -> st.SearchStrategy[int]:
 @st.composite
 def fuzz_cases(draw: st.DrawFn, device: str | None = None) -> FuzzCase:
     kind = device or draw(st.sampled_from(DEVICES))
+    linked = draw(st.booleans())
     return FuzzCase(
         device=kind,
         queue_size=draw(_mostly(8, [1, 2, 4, 16, 256, 3, 0, 512, 0xFFFF_FFFF])),
@@ -62,8 +82,8 @@ def fuzz_cases(draw: st.DrawFn, device: str | None = None) -> FuzzCase:
         kick=draw(_mostly(1 if kind == "net" else 0, [0, 1, 2, 0xFFFF])),
         pre_ops=draw(st.lists(reg_op, max_size=6)),
         post_ops=draw(st.lists(reg_op, max_size=6)),
-        descriptors=draw(st.lists(descriptor, max_size=12)),
-        avail_ring=draw(st.lists(small_index, max_size=12)),
+        descriptors=draw(linked_chain if linked else st.lists(descriptor, max_size=12)),
+        avail_ring=draw(st.lists(st.just(0) if linked else small_index, max_size=12)),
         avail_idx=draw(st.one_of(st.integers(1, 8), st.integers(1, 8), st.integers(1, 8), u16)),
         memory_fill=draw(st.one_of(blk_header, st.binary(min_size=0, max_size=32))),
         rx_frames=draw(st.lists(st.integers(0, 2000), max_size=4)),

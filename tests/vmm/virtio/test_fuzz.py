@@ -96,3 +96,43 @@ def test_well_formed_block_requests_match_a_model_disk(
     finally:
         d.t.close()
     assert Path(rig.image).read_bytes() == model
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(st.lists(st.sampled_from([0, 1, 2, 8, 16]), min_size=1, max_size=3),
+       st.lists(st.sampled_from([0, 0, 1, 2, 511, 512]), max_size=4), blk_request)
+def test_block_requests_with_any_buffer_layout_end_in_a_status(
+    rig: Rig, header_parts: list[int], writable: list[int],
+    request: tuple[int, int, list[int], bytes],
+) -> None:
+    """Headers split or short, zero-length and 1-byte writable buffers anywhere (the status
+    descriptor of length 0 that once escaped as IndexError): each request is answered with a
+    status in the last writable byte, or, with no writable byte, the device needs a reset."""
+    kind, sector, _, _ = request
+    mem = rig.mem
+    t = VirtioMmioTransport(VirtioBlock(rig.image), mem, lambda: None)
+    d = Driver(t, mem)
+    try:
+        d.setup(queue_size=16)
+        mem.write(DATA_BASE, struct.pack("<IIQ", kind, 0, sector))
+        bufs, addr = [], DATA_BASE
+        for n in header_parts:
+            bufs.append(Buf(addr, n, False))
+            addr += n
+        for i, n in enumerate(writable):
+            bufs.append(Buf(DATA_BASE + 0x1000 * (i + 1), n, True))
+        mem.fill(DATA_BASE + 0x1000, 0x5000, 0xEE)
+        d.queues[0].submit(bufs)
+        d.kick(0)
+        assert t.stats.internal_errors == 0, t.stats.last_error
+        last = next((b for b in reversed(bufs) if b.writable and b.length), None)
+        if last is None:
+            assert d.needs_reset()
+            return
+        [(_, used)] = d.queues[0].used_entries()
+        assert 1 <= used <= sum(writable)
+        assert mem.read_u8(last.addr + last.length - 1) in (
+            block.VIRTIO_BLK_S_OK, block.VIRTIO_BLK_S_IOERR, block.VIRTIO_BLK_S_UNSUPP)
+        assert not d.needs_reset()
+    finally:
+        t.close()

@@ -106,9 +106,14 @@ def test_chain_byte_total_is_capped(mem: GuestMemory) -> None:
     big = GuestMemory.create(MAX_CHAIN_BYTES + (2 << 20))
     try:
         q, dq = make(big)
-        raw_desc(big, dq, 0, 0x100000, MAX_CHAIN_BYTES, VIRTQ_DESC_F_NEXT, 1)
+        raw_desc(big, dq, 0, 0x100000, MAX_CHAIN_BYTES - 1, VIRTQ_DESC_F_NEXT, 1)
         raw_desc(big, dq, 1, 0x100000, 1, 0, 0)
-        publish(big, dq, 0)
+        publish(big, dq, 0)  # exactly the cap: accepted
+        chain = q.pop()
+        assert chain is not None and chain.readable_len == MAX_CHAIN_BYTES
+        raw_desc(big, dq, 2, 0x100000, MAX_CHAIN_BYTES, VIRTQ_DESC_F_NEXT, 3)
+        raw_desc(big, dq, 3, 0x100000, 1, 0, 0)
+        publish(big, dq, 2)  # one byte more
         with pytest.raises(QueueError, match="exceeds"):
             q.pop()
     finally:
@@ -186,3 +191,35 @@ def test_ring_indices_wrap_at_16_bits(mem: GuestMemory) -> None:
     assert mem.read_u16(dq.used + 4 + 8 * SIZE) == 2  # avail_event wrapped too
     assert [h for h, _ in dq.used_entries()] == [0, 1, 2, 3]
     assert q.needs_interrupt()
+
+
+@pytest.mark.parametrize("max_size", [0, 3, MAX_QUEUE_SIZE * 2])
+def test_a_device_cannot_offer_an_invalid_queue_size(mem: GuestMemory, max_size: int) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        Queue(mem, max_size)
+    assert Queue(mem, MAX_QUEUE_SIZE).max_size == MAX_QUEUE_SIZE
+
+
+def test_the_largest_queue_and_a_full_ring_are_accepted(mem: GuestMemory) -> None:
+    """The edges a driver may use: QueueNum == QueueNumMax, and all `size` entries published."""
+    dq = DriverQueue(mem, 0x10000, MAX_QUEUE_SIZE)
+    q = Queue(mem)
+    q.size, q.desc_addr, q.driver_addr, q.device_addr = MAX_QUEUE_SIZE, dq.desc, dq.avail, dq.used
+    q.activate()
+    for i in range(MAX_QUEUE_SIZE):
+        raw_desc(mem, dq, i, DATA_BASE + 16 * i, 16, VIRTQ_DESC_F_WRITE, 0)
+        mem.write_u16(dq.avail + 4 + 2 * i, i)
+    mem.write_u16(dq.avail + 2, MAX_QUEUE_SIZE)
+    assert q.pending() == MAX_QUEUE_SIZE
+    heads = [chain.head for chain in iter(q.pop, None)]
+    assert heads == list(range(MAX_QUEUE_SIZE))
+
+
+def test_a_queue_the_driver_has_not_started_is_inert(mem: GuestMemory) -> None:
+    q = Queue(mem)
+    q.size, q.desc_addr, q.driver_addr, q.device_addr = SIZE, 0x10000, 0x11000, 0x12000
+    mem.write_u16(0x11002, 3)  # a driver scribbling on a ring it never made ready
+    before = mem.read(0x10000, 0x3000)
+    assert (q.pending(), q.pop(), q.needs_interrupt()) == (0, None, False)
+    q.push(0, 16)
+    assert mem.read(0x10000, 0x3000) == before

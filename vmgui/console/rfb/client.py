@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 EXECUTOR_MIN_PIXELS = 128 * 128
 #: More damage rectangles than this in one update are reported as their bounding box.
 MAX_DAMAGE_RECTS = 64
+#: zlib effort asked of the server (0-9, the CompressLevel pseudo-encoding).
+DEFAULT_COMPRESS_LEVEL = 1
 DESKTOP_SIZE_CLIENT_REQUEST = 1
 _RESIZE_STATUS = {
     1: "the VNC server does not allow changing the guest's resolution",
@@ -112,6 +114,7 @@ class RfbClient:
         ask_password: AskPassword | None = None,
         jpeg_decoder: JpegDecoder | None = None,
         jpeg_quality: int | None = None,
+        compress_level: int = DEFAULT_COMPRESS_LEVEL,
     ) -> None:
         self._r = wire.Reader(reader)
         self._w = writer
@@ -119,6 +122,9 @@ class RfbClient:
         self._password = password
         self._ask_password = ask_password
         wanted = list(encodings)
+        # Servers default to their slowest zlib level (QEMU: 9); a low level costs the server
+        # far less CPU per frame for a somewhat larger stream.
+        wanted.append(wire.ENC_COMPRESS_LEVEL_0 + max(0, min(9, compress_level)))
         if jpeg_decoder is not None and jpeg_quality is not None:
             wanted.append(wire.ENC_JPEG_QUALITY_0 + max(0, min(9, jpeg_quality)))
         self.encodings = wanted + list(wire.PSEUDO_ENCODINGS)

@@ -52,6 +52,7 @@ ENC_ZLIB = 6
 ENC_TIGHT = 7
 ENC_ZRLE = 16
 ENC_JPEG_QUALITY_0 = -32  # -32 + quality (0..9)
+ENC_COMPRESS_LEVEL_0 = -256  # -256 + level (0..9): the server's zlib effort
 ENC_DESKTOP_SIZE = -223
 ENC_LAST_RECT = -224
 ENC_CURSOR = -239

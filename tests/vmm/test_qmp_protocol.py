@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from qemu.qmp import ExecuteError, QMPClient
 
-from vmgui.vmm.control import CpuInfo
+from vmgui.vmm.control import VcpuInfo
 from vmgui.vmm.devices.framebuffer import Framebuffer, Rect
 from vmgui.vmm.qmp import MAX_QUEUED, QmpServer
 from vmgui.vmm.unix_socket import bind_unix_socket
@@ -70,8 +70,8 @@ class FakeMachine:
     def screendump(self, path: str, fmt: str) -> None:
         self.fb.screendump(path, fmt)
 
-    def cpus(self) -> list[CpuInfo]:
-        return [CpuInfo(0, 1234), CpuInfo(1, 1235)]
+    def cpus(self) -> list[VcpuInfo]:
+        return [VcpuInfo(0, 1234), VcpuInfo(1, 1235)]
 
     def framebuffer(self) -> Framebuffer | None:
         return self.fb

@@ -133,7 +133,7 @@ class Board:
             )
         self._add_devices(vm)
         if cfg.virtio:  # imported only when used: the virtio package costs start-up time
-            from vmgui.vmm.virtio.attach import add_virtio_devices  # noqa: PLC0415
+            from vmgui.vmm.virtio.attach import add_virtio_devices
 
             self.virtio = add_virtio_devices(vm, mem, self.mmio, cfg.virtio)
         state = self._load(mem, image)
@@ -291,7 +291,7 @@ class Board:
 
 def _log() -> logging.Logger:
     """Imported on first use: logging costs the VMM's start-up ~3 ms."""
-    import logging  # noqa: PLC0415
+    import logging
 
     return logging.getLogger(__name__)
 

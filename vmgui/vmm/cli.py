@@ -119,7 +119,7 @@ def add_console_options(p: argparse.ArgumentParser) -> None:
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
     """Virtio options (--disk, --net, --mac, --rng/--no-rng)."""
-    from vmgui.vmm.virtio.options import add_virtio_options  # noqa: PLC0415
+    from vmgui.vmm.virtio.options import add_virtio_options
 
     add_virtio_options(p)
 
@@ -142,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> MachineConfig:
 
 def add_devices_from_args(cfg: MachineConfig, args: argparse.Namespace) -> None:
     """Turn device options into `cfg.virtio` factories (vmgui.vmm.virtio.options)."""
-    from vmgui.vmm.virtio.options import virtio_factories  # noqa: PLC0415
+    from vmgui.vmm.virtio.options import virtio_factories
 
     cfg.virtio.extend(virtio_factories(args, cfg.name))
 
@@ -169,7 +169,7 @@ def start_early(argv: Sequence[str]) -> EarlyStart | None:
         return None
     if not MIN_MEMORY <= memory <= MAX_MEMORY:
         return None
-    from vmgui.vmm.vm_setup import EarlyStart  # noqa: PLC0415 - keep --help fast
+    from vmgui.vmm.vm_setup import EarlyStart  # keep --help fast
 
     return EarlyStart(memory)
 
@@ -182,7 +182,7 @@ def log_to_file(path: str) -> Any:
     """Send the VMM's logging to `path` (appended); VmmError with one line if it cannot.
     Returns the handler."""
     global logging_configured, log_file
-    import logging  # noqa: PLC0415 - only with --log: logging costs start-up time
+    import logging  # only with --log: logging costs start-up time
 
     check_output_file(path, f"--log {path}")
     try:
@@ -201,7 +201,7 @@ def log_to_file(path: str) -> Any:
 
 
 def _log() -> Any:
-    import logging  # noqa: PLC0415
+    import logging
 
     return logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if early is not None and early.memory != cfg.memory:
             early.close()  # the guess from argv was wrong (e.g. an abbreviated --mem)
             early = None
-        from vmgui.vmm.machine import Machine  # noqa: PLC0415 - keep --help fast
+        from vmgui.vmm.machine import Machine  # keep --help fast
 
         return Machine(cfg, early).run()
     except VmmError as e:

@@ -25,7 +25,7 @@ RUN_STATES = ("running", "paused", "shutdown", "internal-error", "prelaunch", "g
 
 
 @record(frozen=True)
-class CpuInfo:
+class VcpuInfo:
     """One vCPU as query-cpus-fast reports it (thread_id: the host thread running it)."""
 
     index: int
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
             """Write the framebuffer to `path` as "ppm" or "png" (Framebuffer.screendump)."""
             ...
 
-        def cpus(self) -> list[CpuInfo]: ...
+        def cpus(self) -> list[VcpuInfo]: ...
 
         def framebuffer(self) -> Framebuffer | None: ...
 

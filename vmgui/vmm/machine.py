@@ -103,7 +103,7 @@ class Machine:
             self.serial.start()
             board = self._new_board()
             if self.cfg.qmp:
-                from vmgui.vmm.qmp import QmpServer  # noqa: PLC0415 - see TYPE_CHECKING above
+                from vmgui.vmm.qmp import QmpServer  # see TYPE_CHECKING above
 
                 self.qmp = QmpServer(self.runtime, self.cfg.qmp)
                 try:

@@ -15,7 +15,7 @@ import threading
 import time
 
 from vmgui.vmm.board import process_rss
-from vmgui.vmm.control import CpuInfo
+from vmgui.vmm.control import VcpuInfo
 from vmgui.vmm.record import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -122,16 +122,16 @@ class VmRuntime:
 
     def screendump(self, path: str, fmt: str) -> None:
         if self._fb is None:
-            from vmgui.vmm.qmp_wire import QmpError  # noqa: PLC0415 - only QMP calls this
+            from vmgui.vmm.qmp_wire import QmpError  # only QMP calls this
 
             raise QmpError("this machine has no framebuffer (--framebuffer none)")
         self._fb.screendump(path, fmt)
 
-    def cpus(self) -> list[CpuInfo]:
+    def cpus(self) -> list[VcpuInfo]:
         board = self._board
         if board is None:
             return []
-        return [CpuInfo(v.index, v.native_id) for v in board.vcpus]
+        return [VcpuInfo(v.index, v.native_id) for v in board.vcpus]
 
     def framebuffer(self) -> Framebuffer | None:
         return self._fb

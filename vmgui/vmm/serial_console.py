@@ -117,7 +117,7 @@ class SerialConsole:
                 raise VmmError(f"--serial file:{sink.path}: {e.strerror}") from None
             self._file_fd, self._file_path = fd, sink.path
         elif sink.kind == "unix":
-            from vmgui.vmm.unix_socket import bind_unix_socket, inode_of  # noqa: PLC0415
+            from vmgui.vmm.unix_socket import bind_unix_socket, inode_of
 
             try:
                 self._listener = bind_unix_socket(sink.path, "serial")
@@ -133,8 +133,8 @@ class SerialConsole:
         except (OSError, ValueError, AttributeError):
             return -1
         if os.isatty(fd):
-            import termios  # noqa: PLC0415 - only a terminal needs it: faster boot
-            import tty  # noqa: PLC0415
+            import termios  # only a terminal needs it: faster boot
+            import tty
 
             self._saved_tty = termios.tcgetattr(fd)
             tty.setraw(fd)
@@ -191,7 +191,7 @@ class SerialConsole:
             v.sock.close()
         self._viewers = []
         if self._listener is not None:
-            from vmgui.vmm.unix_socket import unlink_if_same  # noqa: PLC0415
+            from vmgui.vmm.unix_socket import unlink_if_same
 
             unlink_if_same(self._socket_path, self._inode)
             self._listener.close()
@@ -204,7 +204,7 @@ class SerialConsole:
 
     def _restore_tty(self) -> None:
         if self._saved_tty is not None:
-            import termios  # noqa: PLC0415 - loaded already by _open_stdin
+            import termios  # loaded already by _open_stdin
 
             with contextlib.suppress(termios.error, OSError, ValueError):
                 termios.tcsetattr(self._stdin_fd, termios.TCSADRAIN, self._saved_tty)

@@ -210,7 +210,7 @@ class VcpuThread:
         try:
             self._loop()
         except Exception as e:  # a VMM bug must stop the VM with a message, not hang it
-            import logging  # noqa: PLC0415 - only this error path logs: faster boot
+            import logging  # only this error path logs: faster boot
 
             logging.getLogger(__name__).exception("vCPU %d: internal error", self.index)
             self.on_event(VcpuEvent("error", self.index, f"vCPU {self.index}: internal error: {e}"))

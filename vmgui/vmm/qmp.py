@@ -74,7 +74,7 @@ ACCEPT_RETRY = 0.1
 #: How often KVM's dirty log is read while a client subscribed to damage (at most 60 Hz).
 DAMAGE_HZ = 60
 #: At shutdown, how long queued events (SHUTDOWN...) may take to reach slow clients.
-DRAIN_TIMEOUT = 0.25
+DRAIN_TIMEOUT = 0.15
 #: The damage event (x-vmgui-damage-subscribe).
 DAMAGE_EVENT = "X_VMGUI_DAMAGE"
 
@@ -179,7 +179,7 @@ class QmpServer:
             self._thread = None
             raise failure[0]
 
-    def stop_thread(self, timeout: float = 2 * DRAIN_TIMEOUT) -> None:
+    def stop_thread(self, timeout: float = DRAIN_TIMEOUT + 0.1) -> None:
         """Flush queued events to clients, then stop the thread started by start_thread()."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:

@@ -49,6 +49,8 @@ MAX_FILE_BYTES = 64 << 20
 #: One write to a pipe of at most this many bytes never blocks once poll said POLLOUT.
 WRITE_CHUNK = select.PIPE_BUF
 READ_CHUNK = 4096
+#: At shutdown, how long queued output may take to reach its readers.
+FLUSH_TIMEOUT = 0.15
 #: Ctrl-A then x ends the VMM from a terminal (QEMU's -serial stdio escape).
 ESCAPE = 0x01
 ESCAPE_QUIT = ord("x")
@@ -173,13 +175,13 @@ class SerialConsole:
         with contextlib.suppress(OSError):
             os.eventfd_write(self._wake_fd, 1)
 
-    def close(self, timeout: float = 0.2) -> None:
-        """Write what is queued for up to `timeout` seconds, then release everything."""
+    def close(self) -> None:
+        """Write what is queued for up to FLUSH_TIMEOUT seconds, then release everything."""
         self._stopping = True
         self._wake()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout + 0.1)
+            thread.join(FLUSH_TIMEOUT + 0.1)
             if thread.is_alive():
                 return  # cannot happen (all I/O is polled); never close fds under the thread
         self._thread = None
@@ -216,7 +218,7 @@ class SerialConsole:
         deadline: float | None = None
         while True:
             if self._stopping and deadline is None:
-                deadline = time.monotonic() + 0.2
+                deadline = time.monotonic() + FLUSH_TIMEOUT
             self._distribute()
             self._feed_uart()
             if deadline is not None and (not self._backlogged() or time.monotonic() >= deadline):

@@ -99,6 +99,10 @@ def test_gui_start_shutdown_quit_reattach_crash_and_start_again(
     files = RuntimeFiles.for_vm(vm_id)
     run_until(qt_loop, lambda: files.serial_file.exists()
               and "waiting for power button" in files.serial_file.read_text(), what="the guest")
+    # Two stats ticks later the details show VM exits per second by reason.
+    run_until(qt_loop, lambda: not w.details.exits_graph.isHidden(), what="the Exits/s graph")
+    labels = [series.label for series in w.details.exits_graph.series()]
+    assert labels[0] == "all" and len(labels) > 1
     w.vm_actions.actions["shutdown"].trigger()
     wait_state(qt_loop, w, vm_id, "shut off")
     assert "power button" in files.serial_file.read_text().splitlines()[-1]

@@ -10,6 +10,7 @@ one (remote hosts need that), else, on a local connection only, straight to the 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 
@@ -19,6 +20,8 @@ from vmgui.backends.base import BackendError, is_local_uri
 from vmgui.backends.libvirt import domain_xml, storage
 from vmgui.backends.libvirt.listing import info_blocking
 from vmgui.model import VmConfig, VmInfo
+
+log = logging.getLogger(__name__)
 
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -43,8 +46,10 @@ def define_blocking(conn: libvirt.virConnect, uri: str, config: VmConfig, xml: s
         dom = conn.defineXML(xml)
     except BaseException:
         for undo in reversed(created):
-            with contextlib.suppress(Exception):
+            try:
                 undo()
+            except Exception:  # the define's own error is what the user must see
+                log.warning("could not remove an image made for %s", config.name, exc_info=True)
         raise
     return info_blocking(conn, uri, dom.UUIDString())
 

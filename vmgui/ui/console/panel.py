@@ -7,7 +7,6 @@ panel serves the built-in VMM's shared framebuffer and libvirt's VNC consoles.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 
@@ -34,7 +33,7 @@ from vmgui.console.terminal import TerminalSession
 from vmgui.ui.console.rfb_hooks import decode_jpeg, password_prompt
 from vmgui.ui.console.terminal_view import SerialTerminalView
 from vmgui.ui.console.view import ConsoleView, Scale
-from vmgui.ui.tasks import run_for
+from vmgui.ui.tasks import accepted, run_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,7 @@ class ConsolePanel(QWidget):
         self.title = title
         self.source: FramebufferSource | None = None
         self.session: TerminalSession | None = None
+        self.file_dialog: QFileDialog | None = None  # the open "Save screenshot" dialog
         self.view = ConsoleView()
         self.terminal = SerialTerminalView()
         self._placeholder = QLabel("No graphical console.")
@@ -206,8 +206,10 @@ class ConsolePanel(QWidget):
         session, self.session = self.session, None
         if source is not None:
             self.view.attach(None)  # drop the image before the pixels are unmapped
-            with contextlib.suppress(Exception):
+            try:
                 await source.close()
+            except Exception:  # closing goes on (the session below); a bug is logged
+                log.exception("closing the console source failed")
         if session is not None:
             await session.close()
 
@@ -217,10 +219,20 @@ class ConsolePanel(QWidget):
         image = self.view.screenshot()
         if image is None:
             return
-        name = f"{self.title or 'console'}.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", name, "PNG images (*.png)")
-        if path:
-            self.save_screenshot(path, image)
+        run_for(self, self._save_screenshot_as(image), "save the screenshot")
+
+    async def _save_screenshot_as(self, image: QImage) -> None:
+        """The file dialog is awaited (exec_async), not run in a nested loop: the console
+        keeps updating while it is open."""
+        dialog = QFileDialog(self, "Save screenshot", f"{self.title or 'console'}.png",
+                             "PNG images (*.png)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        self.file_dialog = dialog
+        try:
+            if await accepted(dialog) and dialog.selectedFiles():
+                self.save_screenshot(dialog.selectedFiles()[0], image)
+        finally:
+            dialog.deleteLater()
 
     def save_screenshot(self, path: str, image: QImage | None = None) -> bool:
         """Write the guest's screen (guest pixels, not the scaled view) as PNG."""

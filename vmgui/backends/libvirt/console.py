@@ -100,7 +100,10 @@ def _connection_place(uri: str) -> tuple[str, str, str, int]:
     return transport, parts.hostname or "", parts.username or "", port
 
 
-def is_local(uri: str) -> bool:
+def over_unix_socket(uri: str) -> bool:
+    """The connection is a local unix socket, the only transport that can pass file descriptors
+    (virDomainOpenGraphicsFD). Not `is_local_uri`: qemu+tcp://localhost is local, but no fd
+    crosses TCP."""
     transport, host, _user, _port = _connection_place(uri)
     return transport in _LOCAL_TRANSPORTS and not host
 
@@ -155,7 +158,7 @@ def console_endpoints_blocking(conn: libvirt.virConnect, uri: str, vm_id: str) -
         else:
             problem = f"{name!r} has no graphical display."
         return ConsoleEndpoints(vm_id, None, info.has_serial, problem)
-    if is_local(uri):
+    if over_unix_socket(uri):
         try:
             fd = dom.openGraphicsFD(info.vnc.index, libvirt.VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
             return ConsoleEndpoints(vm_id, VncEndpoint(fd=fd, local=True), info.has_serial)

@@ -57,6 +57,7 @@ def test_wizard_and_host_page_use_the_open_authenticated_connection(
 
     # New VM: the capabilities come through the open connection (a second connection would
     # need the password again, and without the callback it cannot get one).
+    w.select_connection(uri)  # the wizard proposes the connection in view
     w.new_vm_action.trigger()
     run_until(qt_loop, lambda: _wizard() is not None, what="the wizard")
     wizard = _wizard()
@@ -68,6 +69,7 @@ def test_wizard_and_host_page_use_the_open_authenticated_connection(
 
     # The host page's per-connection section reads them the same way.
     w.select_connection("builtin:///")
+    w.builtin_tabs.setCurrentIndex(w.builtin_tabs.HOST)
     run_until(qt_loop, lambda: w.host_page.status is not None, timeout=60, what="host check")
     assert w.host_page.status is not None
     (conn,) = w.host_page.status.connections

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDialog, QWidget
 
 from tests.ui.conftest import run, run_until
 from vmgui.app import make_backend
-from vmgui.backends.base import Backend, BackendError
+from vmgui.backends.base import Backend, BackendError, is_builtin
 from vmgui.backends.libvirt import LibvirtBackend
 from vmgui.logs import LOG_FILE_NAME, setup_logging
 from vmgui.model.credentials import AskCredentials
@@ -50,13 +50,13 @@ def test_failing_backend_call_shows_a_sentence_and_logs_the_traceback(
     qt_loop: asyncio.AbstractEventLoop, qtbot: Any, log_file: Path, config_home: Path
 ) -> None:
     def factory(uri: str, ask: AskCredentials) -> Backend:
-        return BuggyStart(uri, ask)
+        return make_backend(uri, ask) if is_builtin(uri) else BuggyStart(uri, ask)
 
     w = MainWindow(Settings(connections=["test:///default"]), factory, persist=lambda _s: None)
     w.show()
     try:
-        run_until(qt_loop, lambda: w.model.rowCount() == 1, what="the test domain")
-        w.table.selectRow(0)
+        run_until(qt_loop, lambda: len(w.model.keys("test:///default")) == 1, what="the domain")
+        assert w.select_vm(w.model.keys("test:///default")[0])
         w.vm_actions.actions["force_off"].trigger()  # test:///default's domain runs
         run_until(qt_loop, lambda: w.vm_actions.actions["start"].isEnabled(), what="shut off")
         w.vm_actions.actions["start"].trigger()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
@@ -196,3 +197,52 @@ def test_the_vmm_serves_its_console_to_viewers_that_come_and_go(
         assert proc.stdout is not None and proc.stdout.read() == b""  # stdio was not asked for
     finally:
         stop_vmm(proc)
+
+
+def _thread_cpu(stat_fd: int) -> float:
+    fields = os.pread(stat_fd, 4096, 0).decode().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_running_out_of_fds_neither_spins_nor_ends_the_viewer_endpoint(
+    console: SerialConsole, tmp_path: Path
+) -> None:
+    """accept() failing with EMFILE left the listener readable, so the serial thread spun at
+    100% CPU (holding the GIL against the vCPUs) until fds were free again."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert console._thread is not None and console._thread.native_id is not None
+    stat_fd = os.open(f"/proc/self/task/{console._thread.native_id}/stat", os.O_RDONLY)
+    fillers: list[int] = []
+    child = -1
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+        with contextlib.suppress(OSError):
+            while True:  # every fd of this process in use
+                fillers.append(os.dup(stat_fd))
+        child = os.fork()
+        if child == 0:  # a viewer from another process: its connection waits to be accepted
+            try:
+                for fd in fillers:
+                    os.close(fd)
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(str(tmp_path / "serial.sock"))
+                time.sleep(3)
+            finally:
+                os._exit(0)
+        time.sleep(0.2)
+        before = _thread_cpu(stat_fd)
+        time.sleep(1.0)
+        assert _thread_cpu(stat_fd) - before < 0.1  # not spinning on the pending connection
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        os.close(stat_fd)
+        if child > 0:
+            os.waitpid(child, 0)
+    console.out(b"back\n")
+    v = viewer(tmp_path)
+    assert recv_until(v, b"back\n").endswith(b"back\n")
+    v.close()

@@ -46,6 +46,8 @@ STDOUT_BACKLOG = 1 << 20
 MAX_VIEWERS = 8
 #: Bytes a file: sink receives from this VMM before output to it stops.
 MAX_FILE_BYTES = 64 << 20
+#: Seconds before accepting viewers again after accept() failed (e.g. out of fds).
+ACCEPT_RETRY = 0.1
 #: One write to a pipe of at most this many bytes never blocks once poll said POLLOUT.
 WRITE_CHUNK = select.PIPE_BUF
 READ_CHUNK = 4096
@@ -85,6 +87,7 @@ class SerialConsole:
         self._stdout_backlog = bytearray()
         self._stdin_fd = -1
         self._saved_tty: list[Any] | None = None
+        self._tty_fd = -1
         self._escape = False
         self._file_fd = -1
         self._file_left = max_file_bytes
@@ -93,6 +96,7 @@ class SerialConsole:
         self._socket_path = ""
         self._inode: tuple[int, int] | None = None
         self._viewers: list[_Viewer] = []
+        self._accept_at = 0.0  # after accept() failed (out of fds): not before this time
         self._stopping = False
         self._thread: threading.Thread | None = None
         try:
@@ -139,6 +143,7 @@ class SerialConsole:
             import tty
 
             self._saved_tty = termios.tcgetattr(fd)
+            self._tty_fd = fd
             tty.setraw(fd)
         # Stays blocking (O_NONBLOCK would leak to the parent shell's terminal): the thread
         # reads only after poll() reported data, so one read never blocks.
@@ -209,7 +214,7 @@ class SerialConsole:
             import termios  # loaded already by _open_stdin
 
             with contextlib.suppress(termios.error, OSError, ValueError):
-                termios.tcsetattr(self._stdin_fd, termios.TCSADRAIN, self._saved_tty)
+                termios.tcsetattr(self._tty_fd, termios.TCSADRAIN, self._saved_tty)
             self._saved_tty = None
 
     # ---- the serial thread
@@ -224,7 +229,12 @@ class SerialConsole:
             if deadline is not None and (not self._backlogged() or time.monotonic() >= deadline):
                 return
             poller = self._poller(accept_input=deadline is None)
-            timeout = None if deadline is None else max(deadline - time.monotonic(), 0) * 1000
+            if deadline is not None:
+                timeout: float | None = max(deadline - time.monotonic(), 0) * 1000
+            elif self._accept_at:
+                timeout = max(self._accept_at - time.monotonic(), 0) * 1000
+            else:
+                timeout = None
             for fd, revents in poller.poll(timeout):
                 self._service(fd, revents)
 
@@ -240,7 +250,8 @@ class SerialConsole:
             p.register(self._stdin_fd, _IN)
         if self._stdout_backlog:
             p.register(self._stdout_fd, _OUT)
-        if self._listener is not None and accept_input:
+        if self._listener is not None and accept_input and time.monotonic() >= self._accept_at:
+            self._accept_at = 0.0
             p.register(self._listener, select.POLLIN)
         for v in self._viewers:
             events = (_IN if want_input else 0) | (_OUT if v.backlog else 0)
@@ -358,7 +369,10 @@ class SerialConsole:
         assert self._listener is not None
         try:
             sock, _ = self._listener.accept()
-        except OSError:  # EMFILE...: the viewer may try again
+        except BlockingIOError:
+            return
+        except OSError:  # EMFILE...: retry shortly, without spinning meanwhile
+            self._accept_at = time.monotonic() + ACCEPT_RETRY
             return
         if len(self._viewers) >= MAX_VIEWERS:
             sock.close()

@@ -301,4 +301,9 @@ async def open_serial(conn: libvirt.virConnect, vm_id: str, vm_name: str, call: 
 
         await asyncio.get_running_loop().run_in_executor(None, abort)
 
-    return SerialStream(stream, vm_name, close_stream)
+    try:
+        return SerialStream(stream, vm_name, close_stream)
+    except libvirt.libvirtError as exc:  # no event loop to watch the stream with
+        log.warning("cannot watch the console stream of %s: %s", vm_name, exc)
+        await close_stream()
+        raise BackendError(f"The serial console of {vm_name!r} cannot be followed here.") from None

@@ -65,6 +65,10 @@ def _test_loop_class() -> type:
     return TestQEventLoop
 
 
+#: The timer objects of closed test loops (see the end of qt_loop).
+_CLOSED_LOOP_TIMERS: list[object] = []
+
+
 @pytest.fixture
 def qt_loop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
     """A qasync event loop on the Qt application, current (and "running") for this test only.
@@ -87,3 +91,9 @@ def qt_loop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
         asyncio.events._set_running_loop(None)
         loop.close()
         asyncio.set_event_loop(None)
+        # qasync's close() only flags its timer object: Qt timers of handles still scheduled (a
+        # cancelled wait_for's timeout, a late call_soon_threadsafe) stay armed and are killed
+        # when they fire. Left to the garbage collector, the object may be destroyed on a worker
+        # thread, which cannot stop them, and their next event reaches freed memory (a segfault
+        # tests later). Kept here, it is never destroyed off the GUI thread.
+        _CLOSED_LOOP_TIMERS.append(getattr(loop, "_timer", None))

@@ -8,6 +8,7 @@ is selected; opening a VM whose console is already in a window raises that windo
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from PySide6.QtCore import Qt, Signal
@@ -115,7 +116,7 @@ class ConsoleTab(QWidget):
         self._stack.removeWidget(panel)
         window = ConsoleWindow(panel)
         self.windows[key] = window
-        window.closed.connect(lambda: self._window_closed(key))
+        window.closed.connect(functools.partial(self._window_closed, key))
         window.fit_to_guest()
         window.show()
         if full_screen:
@@ -123,9 +124,7 @@ class ConsoleTab(QWidget):
         self._show_idle()
 
     def _window_closed(self, key: VmKey) -> None:
-        window = self.windows.pop(key, None)
-        if window is not None:
-            window.deleteLater()
+        self.windows.pop(key, None)  # the window deletes itself
         if key == self._key:
             self._show_idle()
 
@@ -134,15 +133,8 @@ class ConsoleTab(QWidget):
         if panel is None:
             return
         self._stack.removeWidget(panel)
-        panel.hide()
-
-        async def close() -> None:
-            try:
-                await panel.close_console()
-            finally:
-                panel.deleteLater()
-
-        run_for(None, close(), "close the console")
+        run_for(None, panel.close_console(), "close the console")
+        panel.deleteLater()
 
     def close_all(self) -> None:
         """The main window is closing: end every console."""

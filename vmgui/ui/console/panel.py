@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence
@@ -80,7 +82,7 @@ class ConsolePanel(QWidget):
         layout.addWidget(self.toolbar)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.status)
-        self.view.captureChanged.connect(lambda _on: self.status.setText(self.view.hint()))
+        self.view.captureChanged.connect(self._capture_changed)
         self.view.message.connect(self.status.setText)
         self.terminal.ended.connect(self._serial_ended)
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -96,8 +98,9 @@ class ConsolePanel(QWidget):
         self.fit_action.setToolTip("Scale the guest's screen to the window, aspect kept")
         self.one_to_one_action = QAction("1:1", scale, checkable=True)
         self.one_to_one_action.setToolTip("One guest pixel per screen pixel")
-        self.fit_action.triggered.connect(lambda: self.view.set_scale(Scale.FIT))
-        self.one_to_one_action.triggered.connect(lambda: self.view.set_scale(Scale.ONE_TO_ONE))
+        # Bound methods, not lambdas holding `self`: Qt would keep the panel alive through them.
+        self.fit_action.triggered.connect(self._fit)
+        self.one_to_one_action.triggered.connect(self._one_to_one)
         bar.addActions([self.fit_action, self.one_to_one_action])
         self.full_screen_action = QAction("Full screen", self, checkable=True)
         self.full_screen_action.setShortcut(QKeySequence("F11"))
@@ -125,6 +128,15 @@ class ConsolePanel(QWidget):
         self.detach_action.triggered.connect(self.detachRequested)
         bar.addAction(self.detach_action)
         return bar
+
+    def _capture_changed(self, _captured: bool) -> None:
+        self.status.setText(self.view.hint())
+
+    def _fit(self) -> None:
+        self.view.set_scale(Scale.FIT)
+
+    def _one_to_one(self) -> None:
+        self.view.set_scale(Scale.ONE_TO_ONE)
 
     def _tab_changed(self, index: int) -> None:
         graphics = index == GRAPHICS_TAB and self.source is not None
@@ -201,17 +213,17 @@ class ConsolePanel(QWidget):
         self.terminal.model.feed(f"\r\n[{reason}]\r\n".encode())
         self.terminal.model_changed()
 
-    async def close_console(self) -> None:
+    def close_console(self) -> Coroutine[Any, Any, None]:
+        """Detach the widgets now; the returned coroutine closes the source and the session.
+
+        Splitting it lets a closing window delete its widgets at once: the coroutine touches
+        neither the panel nor its views.
+        """
         source, self.source = self.source, None
         session, self.session = self.session, None
         if source is not None:
             self.view.attach(None)  # drop the image before the pixels are unmapped
-            try:
-                await source.close()
-            except Exception:  # closing goes on (the session below); a bug is logged
-                log.exception("closing the console source failed")
-        if session is not None:
-            await session.close()
+        return _close_quietly(source, session)
 
     # ---- screenshots ------------------------------------------------------------------------
 
@@ -224,8 +236,9 @@ class ConsolePanel(QWidget):
     async def _save_screenshot_as(self, image: QImage) -> None:
         """The file dialog is awaited (exec_async), not run in a nested loop: the console
         keeps updating while it is open."""
-        dialog = QFileDialog(self, "Save screenshot", f"{self.title or 'console'}.png",
-                             "PNG images (*.png)")
+        dialog = QFileDialog(
+            self, "Save screenshot", f"{self.title or 'console'}.png", "PNG images (*.png)"
+        )
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         self.file_dialog = dialog
         try:
@@ -242,6 +255,16 @@ class ConsolePanel(QWidget):
             return False
         self.status.setText(f"Screenshot saved to {path}.")
         return True
+
+
+async def _close_quietly(source: FramebufferSource | None, session: TerminalSession | None) -> None:
+    if source is not None:
+        try:
+            await source.close()
+        except Exception:  # closing goes on (the session below); a bug is logged
+            log.exception("closing the console source failed")
+    if session is not None:
+        await session.close()
 
 
 class ConsoleWindow(QMainWindow):
@@ -279,3 +302,4 @@ class ConsoleWindow(QMainWindow):
         run_for(None, self.panel.close_console(), "close the console")
         self.closed.emit()
         super().closeEvent(event)
+        self.deleteLater()

@@ -9,6 +9,8 @@ pasting or new output while scrolled keeps the view where the user put it.
 from __future__ import annotations
 
 import logging
+import weakref
+from typing import Any
 
 from PySide6.QtCore import QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -57,6 +59,12 @@ def _colour(name: str, default: QColor) -> QColor:
     return default
 
 
+def _call(method: weakref.WeakMethod[Any], *args: Any) -> None:
+    bound = method()
+    if bound is not None:
+        bound(*args)
+
+
 class SerialTerminalView(QAbstractScrollArea):
     """A terminal on a TerminalSession; `ended` carries the session's closing sentence."""
 
@@ -78,8 +86,11 @@ class SerialTerminalView(QAbstractScrollArea):
         self._sel_end: tuple[int, int] | None = None
         self.viewport().setCursor(Qt.CursorShape.IBeamCursor)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.verticalScrollBar().valueChanged.connect(lambda _v: self.viewport().update())
+        self.verticalScrollBar().valueChanged.connect(self._scrolled_to)
         self._update_scrollbar()
+
+    def _scrolled_to(self, _value: int) -> None:
+        self.viewport().update()
 
     def _metrics(self) -> None:
         fm = QFontMetrics(self.font())
@@ -93,8 +104,14 @@ class SerialTerminalView(QAbstractScrollArea):
         """Show `session`'s model and send typing to it (the session calls us back)."""
         self.session = session
         self.model = session.model
-        session.changed = self.model_changed
-        session.on_end = self._session_ended
+        # Weak: a view <-> session cycle would leave the widget to the cycle collector, which
+        # may destroy it off the GUI thread (see view._WeakListener).
+        changed, ended = (
+            weakref.WeakMethod(self.model_changed),
+            weakref.WeakMethod(self._session_ended),
+        )
+        session.changed = lambda: _call(changed)
+        session.on_end = lambda reason: _call(ended, reason)
         self._fit_model()
         self.viewport().update()
 

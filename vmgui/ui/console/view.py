@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import weakref
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
@@ -53,6 +54,38 @@ _BUTTON_BITS = {
 }
 _WHEEL_UP, _WHEEL_DOWN = 8, 16
 _RELEASE_MODIFIERS = frozenset({"ctrl", "ctrl_r", "alt", "alt_r"})
+
+
+class _WeakListener:
+    """Forwards a source's callbacks to a view without keeping the view alive.
+
+    A strong view <-> source cycle would leave the widget to Python's cycle collector, which
+    may run on any thread, and a QWidget destroyed off the GUI thread leaves live timers behind
+    (a later crash). With this proxy the view dies when its last owner lets go, on that thread.
+    """
+
+    def __init__(self, view: ConsoleView) -> None:
+        self._view = weakref.ref(view)
+
+    def damaged(self, rects: list[Rect]) -> None:
+        view = self._view()
+        if view is not None:
+            view.damaged(rects)
+
+    def resized(self, width: int, height: int) -> None:
+        view = self._view()
+        if view is not None:
+            view.resized(width, height)
+
+    def closed(self, reason: str) -> None:
+        view = self._view()
+        if view is not None:
+            view.closed(reason)
+
+    def state_changed(self) -> None:
+        view = self._view()
+        if view is not None:
+            view.state_changed()
 
 
 class Scale(enum.Enum):
@@ -103,7 +136,7 @@ class ConsoleView(QWidget):
         self.source = source
         self.image = None
         if source is not None:
-            source.set_listener(self)
+            source.set_listener(_WeakListener(self))
             self._wrap_buffer()
         self.updateGeometry()
         self.update()

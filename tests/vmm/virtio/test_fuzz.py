@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from tests.vmm.virtio.driver import DATA_BASE, Buf, Driver
 from tests.vmm.virtio.fuzzing import DEVICES, IMAGE_SECTORS, FuzzCase, RegOp, Rig, run_case
 from tests.vmm.virtio.strategies import fuzz_cases, reg_op
-from vmgui.vmm.virtio import block
+from vmgui.vmm.virtio import block, mmio
 from vmgui.vmm.virtio.block import VirtioBlock
 from vmgui.vmm.virtio.mmio import VirtioMmioTransport
+from vmgui.vmm.virtio.rng import VirtioRng
 
 FUZZ_EXAMPLES = 150
 
@@ -136,3 +137,39 @@ def test_block_requests_with_any_buffer_layout_end_in_a_status(
         assert not d.needs_reset()
     finally:
         t.close()
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(st.booleans(), st.lists(st.one_of(st.integers(0, 0xFF), st.sampled_from([0, 1, 3, 0xB, 0xF])),
+                               max_size=24))
+def test_status_only_moves_forward_until_a_reset(rig: Rig, version_1: bool,
+                                                 writes: list[int]) -> None:
+    """The transport's status register follows virtio's state machine whatever the driver
+    writes: bits are only added, each after its prerequisite, and the device is activated at
+    most once per reset."""
+    activations: list[int] = []
+
+    class Watched(VirtioRng):
+        def activate(self, *args: object, **kwargs: object) -> None:
+            activations.append(1)
+            super().activate(*args, **kwargs)  # type: ignore[arg-type]
+
+    t = VirtioMmioTransport(Watched(), rig.mem, lambda: None)
+    t.write(mmio.REG_DRIVER_FEATURES_SEL, 4, 1)
+    t.write(mmio.REG_DRIVER_FEATURES, 4, int(version_1))
+    status, resets = 0, 0
+    for value in writes:
+        t.write(mmio.REG_STATUS, 4, value)
+        now = t.read(mmio.REG_STATUS, 4)
+        if value == 0:
+            resets += 1
+            assert now == 0
+            t.write(mmio.REG_DRIVER_FEATURES_SEL, 4, 1)
+            t.write(mmio.REG_DRIVER_FEATURES, 4, int(version_1))
+        else:
+            assert now & status == status, f"status went back from {status:#x} to {now:#x}"
+        for bit, need in mmio.STATUS_PREREQUISITES:
+            assert not now & bit or now & need
+        status = now
+    assert len(activations) <= resets + 1
+    t.close()

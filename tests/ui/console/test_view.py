@@ -230,3 +230,58 @@ def test_panel_saves_the_guest_screen_as_png(qtbot: Any, tmp_path: Any) -> None:
     assert saved.pixel(3, 4) & 0xFFFFFF == checkerboard(3, 4)
     assert not panel.save_screenshot(str(tmp_path / "missing-dir" / "x.png"))
     assert panel.status.text().startswith("Could not save the screenshot")
+
+
+def test_resize_guest_to_window_asks_once_and_says_when_the_guest_does_not_follow(
+    qtbot: Any,
+) -> None:
+    source = FakeSource(64, 48)
+    source.can_resize = True
+    asked: list[tuple[int, int]] = []
+    source.request_size = lambda w, h: asked.append((w, h))  # type: ignore[method-assign]
+    view = ConsoleView()
+    qtbot.addWidget(view)
+    view._resize_timer.setInterval(10)  # debounce and answer time, shortened for the test
+    view._resize_answer.setInterval(50)
+    view.attach(source)  # type: ignore[arg-type]
+    view.resize(300, 200)
+    view.show()
+    messages: list[str] = []
+    view.message.connect(messages.append)
+    view.set_resize_guest(True)
+    qtbot.waitUntil(lambda: asked == [(300, 200)])
+    qtbot.waitUntil(lambda: bool(messages))
+    assert messages == ["The guest did not change its resolution to 300x200."]
+    # A guest that follows: no sentence.
+    messages.clear()
+    view.resize(320, 240)
+    qtbot.waitUntil(lambda: asked[-1] == (320, 240))
+    source.width, source.height, source.stride = 320, 240, 320 * 4
+    source.data = bytearray(320 * 240 * 4)
+    source.buffer = memoryview(source.data)
+    assert source.listener is not None
+    source.listener.resized(320, 240)
+    qtbot.wait(100)
+    assert messages == [] and view.image is not None and view.image.width() == 320
+
+
+def test_a_guest_cursor_becomes_the_local_pointer_shape(qtbot: Any) -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Shape:
+        width: int
+        height: int
+        hot_x: int
+        hot_y: int
+        argb: bytes
+
+    source = FakeSource()
+    view = shown_view(qtbot, source)
+    source.cursor = Shape(2, 2, 1, 1, b"\xff\x00\x00\xff" * 4)  # type: ignore[attr-defined]
+    assert source.listener is not None
+    source.listener.state_changed()  # type: ignore[attr-defined]
+    assert view.cursor().shape() == Qt.CursorShape.BitmapCursor
+    source.cursor = Shape(0, 0, 0, 0, b"")  # type: ignore[attr-defined]
+    source.listener.state_changed()  # type: ignore[attr-defined]
+    assert view.cursor().shape() == Qt.CursorShape.BlankCursor

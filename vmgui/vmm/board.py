@@ -218,9 +218,10 @@ class Board:
     def stats(self) -> dict[str, Any]:
         """Exit and I/O counters (x-vmgui-stats)."""
         vcpus = list(self.vcpus)
-        reads, writes, bad_reads, bad_writes = (
-            sum(c) for c in zip(*(v.pio_counts for v in vcpus), strict=True)
-        ) if vcpus else (0, 0, 0, 0)
+        reads, writes, bad_reads, bad_writes = 0, 0, 0, 0
+        for v in vcpus:
+            r, w, br, bw = v.pio_counts
+            reads, writes, bad_reads, bad_writes = reads + r, writes + w, bad_reads + br, bad_writes + bw
         unhandled: dict[str, int] = {}
         for v in vcpus:
             for port, n in list(v.pio_unhandled.items()):

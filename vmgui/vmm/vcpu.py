@@ -182,8 +182,9 @@ class VcpuThread:
     @property
     def pio_counts(self) -> list[int]:
         """Port I/O seen by this vCPU: reads, writes, unhandled reads, unhandled writes."""
-        bad = [sum(list(d.values())) + n for d, n in zip(self._unhandled, self._untracked, strict=True)]
-        return [self._handled[0] + bad[0], self._handled[1] + bad[1], bad[0], bad[1]]
+        bad_reads = sum(list(self._unhandled[0].values())) + self._untracked[0]
+        bad_writes = sum(list(self._unhandled[1].values())) + self._untracked[1]
+        return [self._handled[0] + bad_reads, self._handled[1] + bad_writes, bad_reads, bad_writes]
 
     @property
     def pio_unhandled(self) -> dict[int, int]:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     import logging
     from typing import Any
 
+    from vmgui.vmm.firmware.image import FirmwareFiles
+    from vmgui.vmm.firmware.platform import FirmwarePlatform
     from vmgui.vmm.virtio.attach import VirtioDevices
 
 #: How long Board.close() waits for its threads before leaving the release to a reaper thread.
@@ -56,6 +58,8 @@ class BoardHooks:
     poweroff: Callable[[str], None]  # reason
     reset: Callable[[str], None]  # reason
     vcpu_event: Callable[[VcpuEvent], None]
+    #: A message from the firmware worth one log line (e.g. "No bootable device").
+    firmware_message: Callable[[str], None] | None = None
 
 
 @record(frozen=True)
@@ -64,10 +68,16 @@ class BootImage:
 
     kernel: bytes
     initrd: bytes | None
-    kind: str  # "bzimage" | "pvh"
+    kind: str  # "bzimage" | "pvh" | "firmware"
+    firmware: FirmwareFiles | None = None
 
 
 def read_boot_image(cfg: MachineConfig) -> BootImage:
+    if cfg.firmware:
+        from vmgui.vmm.firmware.image import load_firmware  # noqa: PLC0415 - firmware only
+
+        files = load_firmware(cfg.firmware, display=cfg.framebuffer is not None)
+        return BootImage(b"", None, "firmware", files)
     try:
         with open(cfg.kernel, "rb") as f:
             kernel = f.read()
@@ -107,6 +117,7 @@ class Board:
         self.vm: kvm.VmFd | None = None
         self.mem: GuestMemory | None = None
         self.virtio: VirtioDevices | None = None
+        self.firmware: FirmwarePlatform | None = None
         try:
             self._build(system, image, shell)
         except BaseException:
@@ -121,7 +132,7 @@ class Board:
             shell = create_shell(system, cfg.memory)
         self.vm = vm = shell.vm
         self.mem = mem = shell.mem
-        if self.framebuffer is not None:
+        if self.framebuffer is not None and image.firmware is None:  # firmware: ramfb instead
             fb = self.framebuffer
             self.fb_slot = len(mem.regions)
             vm.set_user_memory_region(
@@ -136,12 +147,16 @@ class Board:
             from vmgui.vmm.virtio.attach import add_virtio_devices
 
             self.virtio = add_virtio_devices(vm, mem, self.mmio, cfg.virtio)
-        state = self._load(mem, image)
+        state = None
+        if image.firmware is not None:
+            self.firmware = self._add_firmware(vm, mem, image.firmware)
+        else:
+            state = self._load(mem, image)
         supported = shell.supported_cpuid
         for index in range(cfg.cpus):
             fd = vm.create_vcpu(index)
             configure_vcpu(fd, supported)
-            if index == 0:
+            if index == 0 and state is not None:  # firmware starts in the reset state
                 apply_cpu_state(fd, state)
             self.vcpus.append(VcpuThread(fd, self.pio, self.mmio, self.hooks.vcpu_event))
 
@@ -171,6 +186,31 @@ class Board:
         self.pio.register(layout.ACPI_SLEEP_CONTROL, PM_PORTS_SIZE, self.acpi_pm, "acpi-pm")
         self.ged = GenericEventDevice(self._irq_line(layout.ACPI_GED_IRQ))
         self.mmio.register(layout.ACPI_GED_BASE, layout.ACPI_GED_SIZE, self.ged, "acpi-ged")
+
+    def _add_firmware(
+        self, vm: kvm.VmFd, mem: GuestMemory, files: FirmwareFiles
+    ) -> FirmwarePlatform:
+        from vmgui.vmm.firmware.platform import FirmwarePlatform  # noqa: PLC0415
+        from vmgui.vmm.virtio.device import VIRTIO_ID_BLOCK  # noqa: PLC0415
+
+        transports = self.virtio.transports if self.virtio is not None else []
+        disks = [
+            layout.VIRTIO_MMIO_BASE + i * layout.VIRTIO_MMIO_SIZE
+            for i, t in enumerate(transports)
+            if t.device.device_id == VIRTIO_ID_BLOCK
+        ]
+        return FirmwarePlatform(
+            files, vm, mem, self.pio,
+            cpus=self.cfg.cpus, serial=self.serial, i8042=self.i8042,
+            framebuffer=self.framebuffer, virtio_devices=len(transports), disk_bases=disks,
+            rom_slot=len(mem.regions) + 1, on_no_boot_device=self.hooks.firmware_message,
+        )  # fmt: skip
+
+    def key_event(self, scancodes_set2: bytes) -> bool:
+        """A key for the guest: the i8042, or the firmware's console while it runs."""
+        if self.firmware is not None:
+            return self.firmware.key_event(scancodes_set2)
+        return self.i8042.key_event(scancodes_set2)
 
     def _load(self, mem: GuestMemory, image: BootImage) -> CpuState:
         cfg = self.cfg
@@ -213,6 +253,8 @@ class Board:
     def dirty_log(self) -> bytes | None:
         if self.vm is None or self.framebuffer is None:
             return None
+        if self.firmware is not None:
+            return self.firmware.dirty_log()
         return bytes(self.vm.get_dirty_log(self.fb_slot, self.framebuffer.info.size))
 
     def stats(self) -> dict[str, Any]:
@@ -284,6 +326,9 @@ class Board:
         if self.vm is not None:
             self.vm.close()
             self.vm = None
+        if self.firmware is not None:
+            self.firmware.close()
+            self.firmware = None
         if self.mem is not None:
             with contextlib.suppress(BufferError, OSError):
                 self.mem.close()

@@ -73,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run a virtual machine on /dev/kvm.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="boot a kernel (bzImage or PVH ELF)")
+    run = sub.add_parser("run", help="boot a kernel (bzImage or PVH ELF) or firmware")
     add_boot_options(run)
     add_machine_options(run)
     add_console_options(run)
@@ -82,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_boot_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel", required=True, metavar="PATH", help="bzImage or PVH ELF")
+    p.add_argument("--kernel", default="", metavar="PATH", help="bzImage or PVH ELF")
+    p.add_argument(
+        "--firmware",
+        metavar="seabios|PATH",
+        help="boot firmware instead of a kernel: 'seabios' (Debian package seabios) or a BIOS "
+        "image; it boots the first --disk (an ISO or disk image) with its own boot loader",
+    )
     p.add_argument("--initrd", metavar="PATH")
     p.add_argument("--cmdline", default="", metavar="STR", help="kernel command line")
 
@@ -127,6 +133,7 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> MachineConfig:
     cfg = MachineConfig(
         kernel=args.kernel,
+        firmware=args.firmware,
         initrd=args.initrd,
         cmdline=args.cmdline,
         memory=parse_size(args.memory),

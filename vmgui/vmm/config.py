@@ -63,7 +63,8 @@ class SerialSink:
 
 @record
 class MachineConfig:
-    kernel: str
+    #: What boots: a kernel file, or firmware ("seabios" or a BIOS image path); exactly one.
+    kernel: str = ""
     initrd: str | None = None
     cmdline: str = ""
     memory: int = DEFAULT_MEMORY
@@ -76,11 +77,13 @@ class MachineConfig:
     virtio: list[VirtioFactory] = field(default_factory=list)
     #: The VM's name: seeds stable per-VM identities (e.g. the virtio-net MAC address).
     name: str = "vmgui"
+    firmware: str | None = None
 
     def validate(self) -> None:
         """Raise VmmError with one line for the first thing that cannot work."""
+        self._validate_boot_source()
         for what, path in (("kernel", self.kernel), ("initrd", self.initrd)):
-            if path is None:
+            if not path:
                 continue
             if not os.path.exists(path):
                 raise VmmError(f"{what} file not found: {path}")
@@ -127,6 +130,14 @@ def printable(text: str) -> str:
     """`text` with undecodable file-name bytes (surrogate escapes) shown as U+FFFD, so a
     message about a non-UTF-8 file name is still one clean line."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    def _validate_boot_source(self) -> None:
+        if self.kernel and self.firmware:
+            raise VmmError("--kernel and --firmware are alternatives: give only one")
+        if not self.kernel and not self.firmware:
+            raise VmmError("nothing to boot: give --kernel PATH or --firmware seabios|PATH")
+        if self.firmware and (self.initrd or self.cmdline):
+            raise VmmError("--initrd and --cmdline need --kernel (firmware boots from a disk)")
 
 
 def max_cpus() -> int:

@@ -30,6 +30,7 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import threading
 import time
 
@@ -132,6 +133,7 @@ class Machine:
             poweroff=lambda reason: self._post("poweroff", reason),
             reset=lambda reason: self._post("reset", reason),
             vcpu_event=self._on_vcpu_event,
+            firmware_message=self._firmware_message,
         )
         try:
             shell = None
@@ -193,6 +195,12 @@ class Machine:
         """Ask the main thread to act (any thread, signal handlers included)."""
         self._requests.append((kind, detail))
         self._wake()
+
+    def _firmware_message(self, text: str) -> None:
+        """One line on stderr, as for every other problem the user should see (vCPU thread)."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"vmgui-vmm: firmware: {text}\n")
+            sys.stderr.flush()
 
     def _on_vcpu_event(self, event: VcpuEvent) -> None:
         kind = {"shutdown": "poweroff", "reset": "reset"}.get(event.kind, "error")

@@ -117,7 +117,7 @@ class VmRuntime:
         with self._lock:
             board = self._board
             # Like QEMU, keys the guest cannot take now (keyboard off, queue full) are dropped.
-            if board is not None and not board.i8042.key_event(scancodes):
+            if board is not None and not board.key_event(scancodes):
                 self.dropped_keys += 1
 
     def screendump(self, path: str, fmt: str) -> None:

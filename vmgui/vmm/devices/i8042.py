@@ -186,6 +186,7 @@ class I8042(ByteRegisters):
         self._ram = bytearray(32)
         self._ram[0] = DEFAULT_CTR
         self._sys = True
+        self._ctr_written = False
         self._a2 = False
         self._outport = DEFAULT_OUTPORT
         self._pending_cmd: int | None = None
@@ -234,6 +235,13 @@ class I8042(ByteRegisters):
     def command_byte(self) -> int:
         with self._lock:
             return self._ram[0]
+
+    @property
+    def keyboard_irq_enabled_by_guest(self) -> bool:
+        """The guest wrote the command byte with the keyboard interrupt on: an OS driver owns
+        the keyboard (until then firmware may take its input elsewhere, e.g. a serial console)."""
+        with self._lock:
+            return self._ctr_written and bool(self._ram[0] & CTR_KBD_INT)
 
     @property
     def leds(self) -> int:
@@ -335,6 +343,7 @@ class I8042(ByteRegisters):
             self._ram[cmd - CMD_WRITE_RAM] = value
             if cmd == CMD_WRITE_RAM:
                 self._sys = bool(value & CTR_SYS)
+                self._ctr_written = True
         elif cmd == CMD_WRITE_OUTPUT_PORT:
             self._outport = value
             if not value & OUTPORT_RESET:

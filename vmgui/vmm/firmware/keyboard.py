@@ -13,6 +13,11 @@ and Alt, so this module needs no second key path from QMP or the console.
 from __future__ import annotations
 
 from vmgui.vmm.keymap import SCANCODES
+from vmgui.vmm.record import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmgui.vmm.devices.i8042 import I8042
+    from vmgui.vmm.devices.serial import Serial
 
 #: Keys with a fixed sequence (xterm's, as SeaBIOS's sercon decodes them).
 SEQUENCES: dict[str, bytes] = {
@@ -110,3 +115,23 @@ class Set2Decoder:
                 bool(self.held & _ALT),
             )
         return bytes(out)
+
+
+class FirmwareKeyboard:
+    """Routes the machine's key events: serial console while firmware runs, then the i8042."""
+
+    def __init__(self, serial: Serial, i8042: I8042) -> None:
+        self.serial = serial
+        self.i8042 = i8042
+        self.decoder = Set2Decoder()
+        self.to_serial = 0
+
+    def key_event(self, set2: bytes) -> bool:
+        """False when the guest could not take the key now (the caller counts it as dropped)."""
+        if self.i8042.keyboard_irq_enabled_by_guest:
+            return self.i8042.key_event(set2)
+        data = self.decoder.feed(set2)
+        if not data:
+            return True  # a release, or a key terminals have no sequence for
+        self.to_serial += 1
+        return self.serial.enqueue_input(data) == len(data)

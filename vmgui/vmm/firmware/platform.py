@@ -21,7 +21,7 @@ from vmgui.vmm.devices.serial import Serial
 from vmgui.vmm.firmware import seabios
 from vmgui.vmm.firmware.fw_cfg import PORT_BASE, FwCfg
 from vmgui.vmm.firmware.image import LOW_COPY_SIZE, FirmwareFiles
-from vmgui.vmm.firmware.keyboard import Set2Decoder
+from vmgui.vmm.firmware.keyboard import FirmwareKeyboard
 from vmgui.vmm.firmware.legacy_ports import DEBUG_PORT, DebugPort
 from vmgui.vmm.firmware.ramfb import RamfbDisplay
 from vmgui.vmm.memory import GuestMemory, MemoryRegion, map_region
@@ -54,8 +54,6 @@ class FirmwarePlatform:
         on_no_boot_device: Callable[[str], None] | None = None,
     ) -> None:
         self.vm = vm
-        self.serial = serial
-        self.i8042 = i8042
         self._on_no_boot = on_no_boot_device
         self._rom: MemoryRegion | None = None
         self._map_rom(files.bios, rom_slot)
@@ -76,8 +74,7 @@ class FirmwarePlatform:
         )
         pio.register(PORT_BASE, FwCfg.PORT_COUNT, self.fw_cfg, "fw_cfg")
         pio.register(DEBUG_PORT, DebugPort.PORT_COUNT, DebugPort(self._debug_line), "debugcon")
-        self.keys = Set2Decoder()
-        self.keys_to_serial = 0
+        self.keyboard = FirmwareKeyboard(serial, i8042)
 
     def _map_rom(self, bios: bytes, slot: int) -> None:
         size = len(bios)
@@ -92,14 +89,7 @@ class FirmwarePlatform:
             self._on_no_boot(text.strip())
 
     def key_event(self, set2: bytes) -> bool:
-        """Route one key: to the i8042 once the OS drives it, else to SeaBIOS's serial console."""
-        if self.i8042.keyboard_irq_enabled_by_guest:
-            return self.i8042.key_event(set2)
-        data = self.keys.feed(set2)
-        if not data:
-            return True
-        self.keys_to_serial += 1
-        return self.serial.enqueue_input(data) == len(data)
+        return self.keyboard.key_event(set2)
 
     def dirty_log(self) -> bytes | None:
         return self.display.dirty_log() if self.display is not None else None

@@ -39,8 +39,8 @@ menuentry "Second entry" {
 }
 """
 #: Generous: an idle 2-core machine shows the menu in ~20 s; a loaded one takes longer.
-MENU_TIMEOUT = 240.0
-KEY_TIMEOUT = 120.0
+MENU_TIMEOUT = 300.0
+KEY_TIMEOUT = 300.0
 
 
 def need_seabios() -> None:
@@ -176,17 +176,25 @@ def test_the_same_iso_on_a_raw_disk_image_boots(grub_iso: Path, tmp_path: Path) 
         vm.close()
 
 
-def test_no_bootable_device_is_one_line_and_reaches_the_console(tmp_path: Path) -> None:
+def test_no_bootable_device_is_one_line_and_a_reset_starts_the_firmware_afresh(
+    tmp_path: Path,
+) -> None:
     need_seabios()
     blank = tmp_path / "blank.img"
     blank.write_bytes(bytes(1 << 20))
-    vm = FirmwareVm(tmp_path, str(blank), "--framebuffer", "none")
+    vm = FirmwareVm(tmp_path, str(blank), "--framebuffer", "none", "--on-reboot", "restart")
     try:
         vm.wait_for(b"No bootable device", MENU_TIMEOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and vm.proc.poll() is None:
-            time.sleep(0.2)  # SeaBIOS retries after etc/boot-fail-wait: a reset ends the VMM
+        # SeaBIOS resets after etc/boot-fail-wait: the machine restarts from the pristine image
+        # (SeaBIOS has rewritten its low copy by now) and fails the same way again.
+        deadline = time.monotonic() + MENU_TIMEOUT
+        while vm.output().count(b"No bootable device") < 2:
+            assert time.monotonic() < deadline, vm.output()[-400:]
+            assert vm.proc.poll() is None, vm.stderr()
+            time.sleep(0.2)
+        assert vm.output().count(b"SeaBIOS (version") == 2
     finally:
         err = vm.close()
     lines = [line for line in err.splitlines() if "bootable" in line]
-    assert len(lines) == 1 and lines[0].startswith("vmgui-vmm: firmware: No bootable device"), err
+    assert len(lines) == 2, err
+    assert all(line.startswith("vmgui-vmm: firmware: No bootable device") for line in lines)

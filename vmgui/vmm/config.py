@@ -107,6 +107,14 @@ class MachineConfig:
             if sink.kind == "file":
                 check_output_file(sink.path, f"--serial file:{sink.path}")
 
+    def _validate_boot_source(self) -> None:
+        if self.kernel and self.firmware:
+            raise VmmError("--kernel and --firmware are alternatives: give only one")
+        if not self.kernel and not self.firmware:
+            raise VmmError("nothing to boot: give --kernel PATH or --firmware seabios|PATH")
+        if self.firmware and (self.initrd or self.cmdline):
+            raise VmmError("--initrd and --cmdline need --kernel (firmware boots from a disk)")
+
 
 def check_output_file(path: str, what: str) -> None:
     """A file the VMM appends to must be absent, a regular file or a character device (such as
@@ -130,14 +138,6 @@ def printable(text: str) -> str:
     """`text` with undecodable file-name bytes (surrogate escapes) shown as U+FFFD, so a
     message about a non-UTF-8 file name is still one clean line."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-    def _validate_boot_source(self) -> None:
-        if self.kernel and self.firmware:
-            raise VmmError("--kernel and --firmware are alternatives: give only one")
-        if not self.kernel and not self.firmware:
-            raise VmmError("nothing to boot: give --kernel PATH or --firmware seabios|PATH")
-        if self.firmware and (self.initrd or self.cmdline):
-            raise VmmError("--initrd and --cmdline need --kernel (firmware boots from a disk)")
 
 
 def max_cpus() -> int:

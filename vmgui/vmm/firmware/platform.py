@@ -84,7 +84,7 @@ class FirmwarePlatform:
         self.vm.set_user_memory_region(slot, rom.guest_addr, rom.size, rom.host_addr, flags)
 
     def _debug_line(self, text: str) -> None:
-        log.debug("firmware: %s", text)
+        log.info("firmware: %s", text)  # the BIOS's own log, in the VMM's --log file
         if NO_BOOT_DEVICE in text and self._on_no_boot is not None:
             self._on_no_boot(text.strip())
 

@@ -27,7 +27,7 @@ from qemu.qmp import QMPClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.guests.grub_iso import build_grub_iso  # noqa: E402
+from tests.guests.grub_iso import build_grub_iso, lit_text_rows  # noqa: E402
 from vmgui.vmm.firmware.image import SEABIOS_MICROVM  # noqa: E402
 
 GRUB_CFG = """\
@@ -61,7 +61,7 @@ async def _menu_time(sock: Path, proc: subprocess.Popen[bytes], start: float,
     try:
         while time.monotonic() - start < TIMEOUT:
             await client.execute("screendump", {"filename": str(dump)})
-            if lit_rows(dump) >= MENU_ROWS:
+            if lit_text_rows(dump) >= MENU_ROWS:
                 elapsed = time.monotonic() - start
                 stats = None
                 if "x-vmgui-stats" in {c["name"] for c in await client.execute("query-commands")}:
@@ -71,14 +71,6 @@ async def _menu_time(sock: Path, proc: subprocess.Popen[bytes], start: float,
         raise RuntimeError(f"no menu on screen within {TIMEOUT:.0f} s")
     finally:
         await client.disconnect()
-
-
-def lit_rows(ppm: Path) -> int:
-    data = ppm.read_bytes()
-    _, dims, _, pixels = data.split(b"\n", 3)
-    w, h = map(int, dims.split())
-    row = w * 3
-    return len({y // 16 for y in range(h) if pixels[y * row : (y + 1) * row].strip(b"\0")})
 
 
 def boot(argv: list[str], work: Path) -> tuple[float, dict[str, Any] | None]:

@@ -33,3 +33,19 @@ def iso_to_disk_image(iso: Path, image: Path, size: int = 16 << 20) -> Path:
         shutil.copyfileobj(src, dst)
         dst.truncate(max(size, dst.tell()))
     return image
+
+
+def read_ppm(path: Path) -> tuple[int, int, bytes]:
+    """(width, height, RGB bytes) of a binary PPM screendump."""
+    magic, dims, maxval, pixels = path.read_bytes().split(b"\n", 3)
+    assert magic == b"P6" and maxval == b"255", "not a binary PPM"
+    w, h = map(int, dims.split())
+    return w, h, pixels
+
+
+def lit_text_rows(path: Path, row_height: int = 16) -> int:
+    """How many text rows (16 pixel lines: VGA text mode's font) of a screendump have a lit
+    pixel: a GRUB menu lights 10 or more, a blank screen none."""
+    w, h, pixels = read_ppm(path)
+    line = w * 3
+    return len({y // row_height for y in range(h) if pixels[y * line : (y + 1) * line].strip(b"\0")})

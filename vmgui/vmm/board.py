@@ -165,6 +165,15 @@ class Board:
         assert vm is not None
         return lambda level: vm.irq_line(gsi, level)
 
+    def _power_event(self, hook: Callable[[str], None], reason: str) -> None:
+        """A device pulled the reset line or cut the power (on a vCPU thread, inside the port
+        write). As on real hardware no further guest instruction runs: every vCPU parks until
+        the machine restarts or ends this Board. (SeaBIOS follows its reset request with more
+        reset methods and finally int3, which a host that emulates ring 0 cannot run.)"""
+        for v in self.vcpus:
+            v.request_pause()
+        hook(reason)
+
     def _add_devices(self, vm: kvm.VmFd) -> None:
         self.serial = Serial(
             self.hooks.serial_out,
@@ -174,14 +183,15 @@ class Board:
         self.pio.register(layout.SERIAL_COM1, Serial.PORT_COUNT, self.serial, "serial")
         self.i8042 = I8042(
             self._irq_line(layout.I8042_IRQ),
-            lambda: self.hooks.reset("i8042 reset line"),
+            lambda: self._power_event(self.hooks.reset, "i8042 reset line"),
             self._irq_line(layout.I8042_AUX_IRQ),
         )
         self.pio.register(layout.I8042_DATA, I8042.PORT_COUNT, self.i8042, "i8042")
         self.rtc = Rtc(self.cfg.memory, self._irq_line(layout.RTC_IRQ), self.cfg.cpus)
         self.pio.register(layout.RTC_INDEX, Rtc.PORT_COUNT, self.rtc, "rtc")
         self.acpi_pm = AcpiPmPorts(
-            lambda: self.hooks.poweroff("ACPI S5"), lambda: self.hooks.reset("ACPI reset")
+            lambda: self._power_event(self.hooks.poweroff, "ACPI S5"),
+            lambda: self._power_event(self.hooks.reset, "ACPI reset"),
         )
         self.pio.register(layout.ACPI_SLEEP_CONTROL, PM_PORTS_SIZE, self.acpi_pm, "acpi-pm")
         self.ged = GenericEventDevice(self._irq_line(layout.ACPI_GED_IRQ))
@@ -203,7 +213,9 @@ class Board:
             files, vm, mem, self.pio,
             cpus=self.cfg.cpus, serial=self.serial, i8042=self.i8042,
             framebuffer=self.framebuffer, virtio_devices=len(transports), disk_bases=disks,
-            rom_slot=len(mem.regions) + 1, on_no_boot_device=self.hooks.firmware_message,
+            rom_slot=len(mem.regions) + 1,
+            on_reset=lambda: self._power_event(self.hooks.reset, "reset control register"),
+            on_no_boot_device=self.hooks.firmware_message,
         )  # fmt: skip
 
     def key_event(self, scancodes_set2: bytes) -> bool:

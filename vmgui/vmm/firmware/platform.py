@@ -22,7 +22,12 @@ from vmgui.vmm.firmware import seabios
 from vmgui.vmm.firmware.fw_cfg import PORT_BASE, FwCfg
 from vmgui.vmm.firmware.image import LOW_COPY_SIZE, FirmwareFiles
 from vmgui.vmm.firmware.keyboard import FirmwareKeyboard
-from vmgui.vmm.firmware.legacy_ports import DEBUG_PORT, DebugPort
+from vmgui.vmm.firmware.legacy_ports import (
+    DEBUG_PORT,
+    RESET_CONTROL_PORT,
+    DebugPort,
+    ResetControl,
+)
 from vmgui.vmm.firmware.ramfb import RamfbDisplay
 from vmgui.vmm.memory import GuestMemory, MemoryRegion, map_region
 
@@ -51,6 +56,7 @@ class FirmwarePlatform:
         virtio_devices: int,
         disk_bases: Sequence[int],
         rom_slot: int,
+        on_reset: Callable[[], None],
         on_no_boot_device: Callable[[str], None] | None = None,
     ) -> None:
         self.vm = vm
@@ -74,6 +80,7 @@ class FirmwarePlatform:
         )
         pio.register(PORT_BASE, FwCfg.PORT_COUNT, self.fw_cfg, "fw_cfg")
         pio.register(DEBUG_PORT, DebugPort.PORT_COUNT, DebugPort(self._debug_line), "debugcon")
+        pio.register(RESET_CONTROL_PORT, ResetControl.PORT_COUNT, ResetControl(on_reset), "rcr")
         self.keyboard = FirmwareKeyboard(serial, i8042)
 
     def _map_rom(self, bios: bytes, slot: int) -> None:

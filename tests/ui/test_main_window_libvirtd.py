@@ -101,6 +101,7 @@ def test_tcg_guest_lifecycle_through_gui_actions(
         errors="replace"), timeout=120, what="guest ready marker")
     step("shutdown", "shut off", lv.VIR_DOMAIN_SHUTOFF, timeout=60)
     step("start", "running", lv.VIR_DOMAIN_RUNNING)
+    w.settings.confirm_force_off = False  # its question has a test of its own
     step("force_off", "shut off", lv.VIR_DOMAIN_SHUTOFF)
 
     # Delete: the dialog is the confirmation; cancelling it keeps the VM.

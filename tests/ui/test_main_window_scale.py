@@ -91,6 +91,7 @@ def test_actions_change_rows_through_events(
     run_until(qt_loop, lambda: w.vm_actions.actions["resume"].isEnabled(), what="resume enabled")
     QTest.keyClick(w.table, Qt.Key.Key_R, MOD)
     run_until(qt_loop, lambda: state() == "running", what="running")
+    w.settings.confirm_force_off = False  # its question has a test of its own
     w.vm_actions.actions["force_off"].trigger()
     run_until(qt_loop, lambda: state() == "shut off", what="shut off")
     run_until(qt_loop, lambda: w.vm_actions.actions["start"].isEnabled(), what="start enabled")
@@ -146,7 +147,8 @@ def test_bad_input_gives_a_message_and_loses_nothing(
     assert w.add_connection(bad) == ""
     run_until(qt_loop, lambda: w.manager.error(bad) != "", what="connection failure")
     assert "Connection refused" in w.manager.error(bad)
-    run_until(qt_loop, lambda: "Disconnected from " + bad in w.sidebar_item(bad).toolTip(),
+    # it never connected: "Could not connect", not "Disconnected"
+    run_until(qt_loop, lambda: "Could not connect to " + bad in w.sidebar_item(bad).toolTip(),
               what="sidebar tooltip")
     assert "Traceback" not in w.statusBar().currentMessage()
     assert w.model.rowCount() == 1

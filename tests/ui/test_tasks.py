@@ -52,7 +52,8 @@ def test_failing_backend_call_shows_a_sentence_and_logs_the_traceback(
     def factory(uri: str, ask: AskCredentials) -> Backend:
         return make_backend(uri, ask) if is_builtin(uri) else BuggyStart(uri, ask)
 
-    w = MainWindow(Settings(connections=["test:///default"]), factory, persist=lambda _s: None)
+    settings = Settings(connections=["test:///default"], confirm_force_off=False)
+    w = MainWindow(settings, factory, persist=lambda _s: None)
     w.show()
     try:
         run_until(qt_loop, lambda: len(w.model.keys("test:///default")) == 1, what="the domain")

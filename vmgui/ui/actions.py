@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QStyle, QWidget
 
 from vmgui.backends.base import Backend
 from vmgui.model import StorageItem, VmInfo, VmState
+from vmgui.ui import force_off
 from vmgui.ui.connections import ConnectionManager
 from vmgui.ui.delete_dialog import DeleteVmDialog
 from vmgui.ui.errors import log_failure, readable
@@ -32,6 +33,10 @@ _ACTIVE = {VmState.RUNNING, VmState.BLOCKED}
 
 #: Asked before a start: (connection URI, VM) -> go ahead? (the emulated-host warning).
 StartConfirmation = Callable[[str, VmInfo], Awaitable[bool]]
+#: Asked before a Force Off: the VM -> go ahead? (unless the user said "Don't ask again").
+ForceOffConfirmation = Callable[[VmInfo], Awaitable[bool]]
+#: Seconds after a shutdown request before Force Off is offered (a module value tests shorten).
+FORCE_OFF_OFFER_S = force_off.FORCE_OFF_OFFER_S
 #: The backend call an action makes for one VM.
 BackendCall = Callable[[Backend, str], Awaitable[None]]
 
@@ -93,9 +98,11 @@ class VmActions:
         report_status: Callable[[str], None],
         parent: QWidget,
         confirm_start: StartConfirmation | None = None,
+        confirm_force_off: ForceOffConfirmation | None = None,
     ) -> None:
         self._model = model
         self._confirm_start = confirm_start
+        self._confirm_force_off = confirm_force_off
         self._manager = manager
         self._selected = selected
         self._report_error = report_error
@@ -124,7 +131,8 @@ class VmActions:
     def update_enabled(self) -> None:
         key = self._selected()
         vm = self._model.vm(key) if key else None
-        busy = key in self._busy if key else False
+        # a stale row (its connection is lost) shows the last known state: nothing to act on
+        busy = (key in self._busy or self._model.is_stale(key)) if key else False
         for spec in SPECS:
             self.actions[spec.name].setEnabled(
                 vm is not None and not busy and spec.enabled_in(vm.state)
@@ -137,10 +145,31 @@ class VmActions:
         spec = SPEC[name]
         if key is None or vm is None or key in self._busy or not spec.enabled_in(vm.state):
             return
+        if self._model.is_stale(key):
+            return
         coro = self._delete(key, vm) if name is VmAction.DELETE else self._run(spec, key, vm)
         run_for(self.owner, coro, f"{spec.verb} “{vm.name}”", report=self._report_error)
 
-    async def _run(self, spec: ActionSpec, key: VmKey, vm: VmInfo) -> None:
+    def offer_force_off_if_running(self, key: VmKey, vm_name: str) -> None:
+        """In FORCE_OFF_OFFER_S, if the VM still runs, offer Force Off (no second question)."""
+
+        def still_running() -> bool:
+            vm = self._model.vm(key)
+            return vm is not None and vm.state.is_active and not self._model.is_stale(key)
+
+        async def offer() -> None:
+            if await force_off.offer_force_off(
+                self._parent, vm_name, still_running, FORCE_OFF_OFFER_S
+            ):
+                vm = self._model.vm(key)
+                if vm is not None:
+                    await self._run(SPEC[VmAction.FORCE_OFF], key, vm, confirm=False)
+
+        run_for(self.owner, offer(), f"force off “{vm_name}”", report=self._report_error)
+
+    async def _run(
+        self, spec: ActionSpec, key: VmKey, vm: VmInfo, *, confirm: bool = True
+    ) -> None:
         backend = self._manager.backend(key[0])
         if backend is None:
             return
@@ -154,9 +183,22 @@ class VmActions:
             ):
                 self._report_status(f"Start: {vm.name}: cancelled")
                 return
+            if (
+                spec.name is VmAction.FORCE_OFF
+                and confirm
+                and self._confirm_force_off is not None
+                and not await self._confirm_force_off(vm)
+            ):
+                self._report_status(f"Force off: {vm.name}: cancelled")
+                return
             self._report_status(f"{spec.verb.capitalize()}: {vm.name}…")
             await spec.call(backend, key[1])
-            self._report_status(f"{spec.verb.capitalize()}: {vm.name}: done")
+            if spec.name is VmAction.SHUTDOWN:
+                # Only a request (the ACPI power button): say so, and offer Force Off later.
+                self._report_status(f"Asked “{vm.name}” to shut down")
+                self.offer_force_off_if_running(key, vm.name)
+            else:
+                self._report_status(f"{spec.verb.capitalize()}: {vm.name}: done")
         finally:
             self._busy.discard(key)
             self.update_enabled()

@@ -82,7 +82,7 @@ async def offer_force_off(
     box = _box(
         parent,
         "offerForceOff",
-        f"“{vm_name}” is still running {waited:.0f} s after it was asked to shut down.",
+        f"“{vm_name}” is still running {waited:g} s after it was asked to shut down.",
         "Its guest may not react to the power button (no ACPI support, or it is busy or "
         "asking a question on its screen). Force Off stops it at once; unsaved data is lost.",
     )

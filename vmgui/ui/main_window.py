@@ -31,18 +31,23 @@ from vmgui.backends.base import BUILTIN_URI, Backend
 from vmgui.model import ConnectionState, ConnectionStatus, VmInfo
 from vmgui.model.credentials import AskCredentials, CredentialPrompt
 from vmgui.settings import Settings, save_settings
-from vmgui.ui.actions import SPECS, VmActions
+from vmgui.ui import help as help_windows
+from vmgui.ui import window_state
+from vmgui.ui.actions import SPECS, VmAction, VmActions
 from vmgui.ui.builtin_tabs import BuiltinTabs
 from vmgui.ui.connections import ConnectionManager
 from vmgui.ui.dialogs import AddConnectionDialog, CredentialsDialog, uri_problem
+from vmgui.ui.edit_vm_dialog import EditVmDialog, edit_vm
 from vmgui.ui.emulation_warning import HostStatusCache, confirm_start
 from vmgui.ui.errors import ErrorDialog
+from vmgui.ui.force_off import confirm_force_off
 from vmgui.ui.host_page import HostPage
 from vmgui.ui.icons import app_icon
 from vmgui.ui.preferences import PreferencesDialog
+from vmgui.ui.selection import SelectionKeeper
 from vmgui.ui.sidebar import ALL_URI, URI_ROLE, ConnectionSidebar, is_removable
 from vmgui.ui.tasks import accepted, cancel_tasks, run_for
-from vmgui.ui.vm_model import VmKey, VmTableModel
+from vmgui.ui.vm_model import Column, VmKey, VmTableModel
 from vmgui.ui.vm_page import VmPage
 from vmgui.ui.vm_proxy import VmFilterProxy
 
@@ -116,6 +121,13 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([240, 860])
         self.setCentralWidget(splitter)
+        self.splitters = {"main": splitter, "list": self.vm_page.splitter}
+        self.empty_hint = self.vm_page.empty_hint
+        self.selection = SelectionKeeper(
+            self.model, self.proxy, self.selected_key, self.select_vm,
+            self.table.clearSelection, self,
+        )
+        self._ever_connected: set[str] = set()
 
         # The host measurement, shared by the host page, the wizard and the start warning.
         self.host_status = HostStatusCache()
@@ -128,8 +140,14 @@ class MainWindow(QMainWindow):
             self.show_status,
             self,
             confirm_start=self._confirm_start,
+            confirm_force_off=self._confirm_force_off,
         )
-        self.vm_page.selection_changed.connect(lambda _key: self.vm_actions.update_enabled())
+        # Delete acts on the list only: typed in the XML view (or any field) it deletes nothing.
+        delete = self.vm_actions.actions[VmAction.DELETE]
+        self.removeAction(delete)
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.table.addAction(delete)
+        self.vm_page.selection_changed.connect(lambda _key: self.update_actions())
         self.vm_page.menu_requested.connect(self._table_menu)
         self._build_menus_and_toolbar()
         self.sidebar.add_action = self.add_connection_action
@@ -139,7 +157,8 @@ class MainWindow(QMainWindow):
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
                     self.proxy.layoutChanged):
             sig.connect(self._update_summary)
-        self.model.dataChanged.connect(lambda *_: self.vm_actions.update_enabled())
+        self.model.dataChanged.connect(lambda *_: self.update_actions())
+        window_state.restore(self, self.splitters, self.table, settings)
 
         # This computer's VMs are always listed (VMMs that outlived the last session included).
         self.manager.add(BUILTIN_URI)
@@ -147,6 +166,7 @@ class MainWindow(QMainWindow):
         for uri in dict.fromkeys(extra_uris or settings.connections):
             self.open_connection(uri)
         self.select_connection(ALL_URI if len(self.manager.uris()) > 1 else BUILTIN_URI)
+        self._show_empty_hint()
 
     # ---- layout ----------------------------------------------------------------------------
 
@@ -181,8 +201,18 @@ class MainWindow(QMainWindow):
         self.vm_page.selection_changed.connect(lambda _key: self._update_open_enabled())
         self.model.dataChanged.connect(lambda *_: self._update_open_enabled())
         self._update_open_enabled()
+        self.edit_action = QAction(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogDetailedView),
+            "&Edit…", self,
+        )
+        self.edit_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.edit_action.setToolTip("Change memory, CPUs, boot order, CD media… (Ctrl+E)")
+        self.edit_action.triggered.connect(self.edit_selected_vm)
+        self.addAction(self.edit_action)
         vm_menu = bar.addMenu("&Virtual Machine")
         vm_menu.addAction(self.open_console_action)
+        vm_menu.addAction(self.edit_action)
+        vm_menu.addSeparator()
         for spec in SPECS:
             vm_menu.addAction(self.vm_actions.actions[spec.name])
         find = QAction("Find", self)
@@ -194,14 +224,30 @@ class MainWindow(QMainWindow):
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         toolbar.addAction(self.new_vm_action)
+        toolbar.addAction(self.edit_action)
         toolbar.addSeparator()
         toolbar.addAction(self.open_console_action)
         for spec in SPECS:
             toolbar.addAction(self.vm_actions.actions[spec.name])
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("&Keyboard Shortcuts", self.show_shortcuts)
+        help_menu.addAction("&About vmgui", lambda: help_windows.show_about(self))
+
+    def _shortcut_actions(self) -> list[QAction]:
+        return [self.new_vm_action, self.edit_action, *self.vm_actions.actions.values(),
+                *self.actions(), self.preferences_action]
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(what, keys) of every shortcut, read from the actions themselves."""
+        return help_windows.shortcut_rows(self._shortcut_actions())
+
+    def show_shortcuts(self) -> None:
+        help_windows.show_shortcuts(self, self._shortcut_actions())
 
     def _table_menu(self, global_pos: QPoint) -> None:
         menu = QMenu(self)
         menu.addAction(self.open_console_action)
+        menu.addAction(self.edit_action)
         for spec in SPECS:
             menu.addAction(self.vm_actions.actions[spec.name])
         menu.popup(global_pos)
@@ -209,7 +255,8 @@ class MainWindow(QMainWindow):
     def _update_open_enabled(self) -> None:
         key = self.selected_key()
         vm = self.model.vm(key) if key else None
-        self.open_console_action.setEnabled(vm is not None and vm.state.is_active)
+        live = key is not None and not self.model.is_stale(key)
+        self.open_console_action.setEnabled(vm is not None and vm.state.is_active and live)
 
     def _update_summary(self, *_: Any) -> None:
         self.summary_label.setText(
@@ -248,7 +295,8 @@ class MainWindow(QMainWindow):
         info = await run_new_vm_wizard(self, backends, self.host_status)
         if info is not None:
             self.show_status(f"Created “{info.name}”")
-            self.select_vm((info.connection, info.vm_id))
+            # its row follows the backend's event: select it when it is listed
+            self.selection.select_when_listed((info.connection, info.vm_id))
 
     async def _confirm_start(self, uri: str, vm: VmInfo) -> bool:
         backend = self.manager.backend(uri)
@@ -256,12 +304,47 @@ class MainWindow(QMainWindow):
             return True
         return await confirm_start(self, backend, vm.vm_id, await self.host_status(), vm.name)
 
+    async def _confirm_force_off(self, vm: VmInfo) -> bool:
+        return await confirm_force_off(self, vm.name, self.settings, self.save_settings)
+
+    # ---- editing ---------------------------------------------------------------------------
+
+    def edit_selected_vm(self) -> None:
+        key = self.selected_key()
+        vm = self.model.vm(key) if key else None
+        backend = self.manager.backend(key[0]) if key else None
+        if key is None or vm is None or backend is None or self.model.is_stale(key):
+            return
+        self.spawn(self._edit(backend, vm), f"edit “{vm.name}”")
+
+    async def _edit(self, backend: Backend, vm: VmInfo) -> None:
+        def opened(dialog: EditVmDialog) -> None:
+            self.last_dialog = dialog
+
+        message = await edit_vm(self, backend, vm, opened)
+        if message:
+            self.show_status(message)
+
+    def update_actions(self) -> None:
+        """Enable what applies to the VM in view (none on the host page or a stale row)."""
+        self.vm_actions.update_enabled()
+        self._update_open_enabled()
+        key = self.selected_key()
+        self.edit_action.setEnabled(
+            key is not None and self.model.vm(key) is not None and not self.model.is_stale(key)
+        )
+
     def apply_visible_columns(self) -> None:
         self.vm_page.show_columns(self.settings.visible_columns)
+        if self.sidebar.current_uri() != ALL_URI:  # one connection in view: no need to say whose
+            self.table.setColumnHidden(Column.CONNECTION, True)
 
     # ---- selection -------------------------------------------------------------------------
 
     def selected_key(self) -> VmKey | None:
+        """The selected VM while the VM list is in view; None on the host page."""
+        if self.pages.currentWidget() is not self.vm_page:
+            return None
         return self.vm_page.selected_key()
 
     def select_vm(self, key: VmKey) -> bool:
@@ -280,10 +363,19 @@ class MainWindow(QMainWindow):
         if uri == BUILTIN_URI and self.builtin_tabs.currentIndex() == BuiltinTabs.HOST:
             self.pages.setCurrentWidget(self.host_page)
             self._probe_host()
+            self.update_actions()
             return
         self.pages.setCurrentWidget(self.vm_page)
         self.proxy.set_connection(uri or None)
+        self.apply_visible_columns()
         self._update_summary()
+        self._show_empty_hint()
+        self.update_actions()
+
+    def _show_empty_hint(self) -> None:
+        """Without any libvirt connection, "All virtual machines" says how to add one."""
+        libvirt_hosts = [u for u in self.manager.uris() if u != BUILTIN_URI]
+        self.empty_hint.setVisible(not libvirt_hosts and self.sidebar.current_uri() == ALL_URI)
 
     def _probe_host(self) -> None:
         """Run the host page's probe the first time the page is shown (it is not free)."""
@@ -308,6 +400,7 @@ class MainWindow(QMainWindow):
             self.settings.connections.append(uri)
             self.save_settings()
         self.select_connection(uri)
+        self._show_empty_hint()
         return ""
 
     def add_connection_dialog(self) -> None:
@@ -333,14 +426,24 @@ class MainWindow(QMainWindow):
             self.settings.connections.remove(uri)
             self.save_settings()
         await self.manager.remove(uri)
+        self._ever_connected.discard(uri)
         self.show_status(f"Removed connection {uri}")
         self._update_summary()
+        self._show_empty_hint()
 
     def _on_status(self, status: ConnectionStatus) -> None:
+        # Rows of a connection that is not (or no longer) connected are last known, not live.
+        self.model.set_stale(status.uri, status.state is not ConnectionState.CONNECTED)
+        self.update_actions()
         if status.state == ConnectionState.CONNECTED:
+            self._ever_connected.add(status.uri)
             text = f"Connected to {status.uri}"
         elif status.state == ConnectionState.CONNECTING:
             text = f"Connecting to {status.uri}…"
+        elif status.uri not in self._ever_connected:  # never worked: not "disconnected"
+            reason = (status.message or "it did not answer").rstrip(".")
+            prefix = f"Cannot connect to {status.uri}: "
+            text = f"Could not connect to {status.uri}: {reason.removeprefix(prefix)}"
         else:
             reason = (status.message or "the connection was lost").rstrip(".")
             prefix = f"Disconnected from {status.uri}"
@@ -408,6 +511,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.details.console.close_all()
+        window_state.remember(self, self.splitters, self.table, self.settings)
+        self.save_settings()
         cancel_tasks(self)
         cancel_tasks(self.vm_actions.owner)
         super().closeEvent(event)

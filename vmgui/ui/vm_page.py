@@ -7,9 +7,11 @@ acting on the selection is the actions' job (vmgui.ui.actions).
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
+    QLabel,
     QLineEdit,
     QSplitter,
     QTableView,
@@ -24,7 +26,24 @@ from vmgui.ui.vm_model import COLUMN_KEYS, KEY_ROLE, Column, VmKey, VmTableModel
 from vmgui.ui.vm_proxy import VmFilterProxy
 
 ROW_HEIGHT = 26
+MIN_VISIBLE_ROWS = 4  # a small window squeezes the details, not the list down to one row
+EMPTY_HINT = (
+    "No libvirt connections yet. Add one with File → Add Connection… (or + below the "
+    "sidebar), for example qemu:///system for this computer's libvirt, or "
+    "qemu+ssh://user@host/system. This computer's own VMs are under This computer (built-in)."
+)
 COLUMN_WIDTHS = ((Column.NAME, 220), (Column.STATE, 120), (Column.CPU, 160), (Column.MEMORY, 170))
+
+
+class FilterBox(QLineEdit):
+    """The list's filter field: Escape clears it (as in a browser's find bar)."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class VmPage(QWidget):
@@ -45,10 +64,15 @@ class VmPage(QWidget):
         super().__init__(parent)
         self._model = model
         self._proxy = proxy
-        self.filter_box = QLineEdit()
+        self.filter_box = FilterBox()
         self.filter_box.setPlaceholderText("Filter by name, state or connection (Ctrl+F)")
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(proxy.set_text)
+        self.empty_hint = QLabel(EMPTY_HINT)
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setStyleSheet("color: gray; padding: 12px")
+        self.empty_hint.hide()
         self.table = QTableView()
         self.table.setModel(proxy)
         self.table.setSortingEnabled(True)
@@ -77,15 +101,19 @@ class VmPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.table.activated.connect(lambda index: self.open_requested.emit(index.data(KEY_ROLE)))
         self.details = DetailsView(model, manager)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.table)
-        split.addWidget(self.details)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        header_height = self.table.horizontalHeader().sizeHint().height()
+        self.table.setMinimumHeight(header_height + MIN_VISIBLE_ROWS * ROW_HEIGHT + 4)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setCollapsible(0, False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter_box)
-        layout.addWidget(split)
+        layout.addWidget(self.empty_hint)
+        layout.addWidget(self.splitter)
 
     def selected_key(self) -> VmKey | None:
         rows = self.table.selectionModel().selectedRows()

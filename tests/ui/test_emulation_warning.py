@@ -20,6 +20,7 @@ from vmgui.host.probe import emulation_warning, probe_host_async
 from vmgui.model.host import HostStatus, Verdict
 from vmgui.ui.emulation_warning import (
     START_ANYWAY,
+    SWITCH_AND_START,
     HostStatusCache,
     confirm_start,
     confirm_start_if_emulated,
@@ -141,7 +142,18 @@ def test_confirm_start_reads_the_vm_type_from_the_backend(
         confirm_start(None, test_backend, kvm_vm.vm_id, host_status, "kvm-guest"),
         "Cancel",
     )
-    assert proceed is False and "kvm-guest" in text
+    assert proceed is False and "kvm-guest" in text and SWITCH_AND_START in text
+
+    # The offered way out really changes the VM, then lets the start go ahead.
+    proceed, _text = _answer(
+        qt_loop,
+        confirm_start(None, test_backend, kvm_vm.vm_id, host_status, "kvm-guest"),
+        SWITCH_AND_START,
+    )
+    assert proceed is True
+    settings = qt_loop.run_until_complete(test_backend.get_settings(kvm_vm.vm_id))
+    assert settings.domain_type == "qemu"
+    assert qt_loop.run_until_complete(confirm_start(None, test_backend, kvm_vm.vm_id, host_status))
 
 
 def test_host_status_cache_probes_once(

@@ -87,6 +87,11 @@ def _kernel_page(qtbot: QtBot, wizard: NewVmWizard, kernel: Path, initrd: Path) 
     page.initrd.setText(str(initrd))
     page.cmdline.setText("console=ttyS0 quiet panic=-1 rdinit=/init")
     _click(qtbot, wizard.button(NEXT))
+    # the connection checks the kernel file off the GUI thread, then moves on by itself
+    run_until(asyncio.get_event_loop(),
+              lambda: wizard.currentPage() is wizard.resources
+              or wizard.source.error.text() not in ("", "Checking the file…"),
+              what="the kernel check")
     assert wizard.currentPage() is wizard.resources, wizard.source.error.text()
 
 
@@ -417,3 +422,20 @@ def test_proposed_names_and_paths() -> None:
     assert rules.name_from_file("/img/Fedora Cloud.qcow2.xz") == "Fedora-Cloud"
     assert rules.unique_name("vm", {"vm", "vm-2"}) == "vm-3"
     assert rules.new_disk_problem("relative.img").endswith("must be absolute (start with /).")
+
+
+def test_a_file_that_is_not_a_kernel_is_refused(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, backend: Any, tmp_path: Path
+) -> None:
+    wizard = _open(qtbot, qt_loop, backend, None)
+    page = wizard.source
+    _click(qtbot, page.kernel_radio)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are notes, not a kernel\n" * 50)
+    page.kernel.setText(str(notes))
+    _click(qtbot, wizard.button(NEXT))
+    run_until(qt_loop, lambda: "not a kernel image" in page.error.text(), what="the refusal")
+    assert wizard.currentPage() is page
+    assert page.error.text() == (
+        "notes.txt is not a kernel image (neither a Linux bzImage nor an ELF file)."
+    )

@@ -28,6 +28,7 @@ from vmgui.backends.base import (
     is_local_uri,
 )
 from vmgui.backends.libvirt import (
+    boot_files,
     console,
     describe,
     domain_settings,
@@ -215,6 +216,15 @@ class LibvirtBackend:
     def _name_of(self, vm_id: str) -> str:
         known = self._known.get(vm_id)
         return known.name if known else vm_id
+
+    async def kernel_problem(self, path: str) -> str:
+        """The wizard's check of a direct-boot kernel: "" when `path` is a kernel image (or the
+        file is on another machine and cannot be read from here), else why not."""
+        if not errors.is_local_uri(self._uri):
+            return ""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.connection.executor, boot_files.kernel_problem, path
+        )
 
     # --- defining and deleting ---------------------------------------------------------------
 

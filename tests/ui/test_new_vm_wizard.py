@@ -86,12 +86,17 @@ def _kernel_page(qtbot: QtBot, wizard: NewVmWizard, kernel: Path, initrd: Path) 
     page.kernel.setText(str(kernel))
     page.initrd.setText(str(initrd))
     page.cmdline.setText("console=ttyS0 quiet panic=-1 rdinit=/init")
+    _leave_source_page(qtbot, wizard)
+
+
+def _leave_source_page(qtbot: QtBot, wizard: NewVmWizard) -> None:
+    """Next on the source page: the connection checks the file off the GUI thread, then the
+    wizard moves on by itself."""
     _click(qtbot, wizard.button(NEXT))
-    # the connection checks the kernel file off the GUI thread, then moves on by itself
     run_until(asyncio.get_event_loop(),
               lambda: wizard.currentPage() is wizard.resources
               or wizard.source.error.text() not in ("", "Checking the file…"),
-              what="the kernel check")
+              what="the file check")
     assert wizard.currentPage() is wizard.resources, wizard.source.error.text()
 
 
@@ -210,7 +215,7 @@ def test_bad_inputs_are_refused_and_nothing_is_lost(
     iso.write_bytes(b"\0" * 4096)
     wizard.source.iso.setText(str(iso))
     assert not wizard.source.error.isVisible()
-    _click(qtbot, wizard.button(NEXT))
+    _leave_source_page(qtbot, wizard)
     wizard.resources.memory.setValue(300)
     _click(qtbot, wizard.button(NEXT))
     _click(qtbot, wizard.storage.none_radio)
@@ -272,7 +277,7 @@ def test_imports_an_existing_disk_image(
     wizard = _open(qtbot, qt_loop, backend, host_status)
     _click(qtbot, wizard.source.import_radio)
     wizard.source.image.setText(str(image))
-    _click(qtbot, wizard.button(NEXT))
+    _leave_source_page(qtbot, wizard)
     _click(qtbot, wizard.button(NEXT))
     storage = wizard.storage
     assert storage.existing_radio.isChecked() and not storage.new_radio.isEnabled()

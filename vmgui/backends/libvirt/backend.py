@@ -220,11 +220,19 @@ class LibvirtBackend:
     async def kernel_problem(self, path: str) -> str:
         """The wizard's check of a direct-boot kernel: "" when `path` is a kernel image (or the
         file is on another machine and cannot be read from here), else why not."""
-        if not errors.is_local_uri(self._uri):
+        if not self.is_local:
             return ""
         return await asyncio.get_running_loop().run_in_executor(
             self.connection.executor, boot_files.kernel_problem, path
         )
+
+    async def iso_problem(self, path: str) -> str:
+        """Nothing beyond the wizard's own file checks: QEMU boots what the media holds."""
+        return ""
+
+    async def disk_problem(self, path: str, exclude: str = "") -> str:
+        """Nothing beyond the wizard's own checks; libvirt refuses images it cannot use."""
+        return ""
 
     # --- defining and deleting ---------------------------------------------------------------
 

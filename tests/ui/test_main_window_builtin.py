@@ -137,6 +137,7 @@ def test_gui_start_shutdown_quit_reattach_crash_and_start_again(
     run_until(qt_loop, lambda: w2.select_vm((BUILTIN_URI, vm_id)), what="the row")
     w2.vm_actions.actions["start"].trigger()
     wait_state(qt_loop, w2, vm_id, "running")
+    w2.settings.confirm_force_off = False  # its question has a test of its own
     w2.vm_actions.actions["force_off"].trigger()
     wait_state(qt_loop, w2, vm_id, "shut off")
 

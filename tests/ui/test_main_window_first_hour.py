@@ -22,6 +22,7 @@ from vmgui import __version__
 from vmgui.backends.base import BUILTIN_URI
 from vmgui.model import ConnectionState, VmState
 from vmgui.settings import load_settings
+from vmgui.ui.builtin_tabs import BuiltinTabs
 from vmgui.ui.help import about_text
 from vmgui.ui.main_window import ALL_URI
 from vmgui.ui.vm_model import Column
@@ -59,11 +60,15 @@ def test_actions_follow_what_is_visible(
     _listed(qt_loop, w, 1)
     _select(qt_loop, w, DEFAULT, "test")
     assert w.vm_actions.actions["force_off"].isEnabled()
-    w.select_connection(BUILTIN_URI)  # the host page: no VM is in view
+    w.select_connection(BUILTIN_URI)
+    w.builtin_tabs.setCurrentIndex(BuiltinTabs.HOST)  # the host page: no VM is in view
+    assert w.pages.currentWidget() is w.host_page
     assert w.selected_key() is None
     assert not any(a.isEnabled() for a in w.vm_actions.actions.values())
+    w.builtin_tabs.setCurrentIndex(BuiltinTabs.VMS)
     w.select_connection(ALL_URI)
-    assert w.selected_key() is not None
+    _select(qt_loop, w, DEFAULT, "test")
+    assert w.vm_actions.actions["force_off"].isEnabled()
     # Delete typed in the XML view edits nothing and deletes nothing.
     w.details.setCurrentWidget(w.details.xml_view)
     w.details.xml_view.setFocus()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.builtin import BuiltinEnv
-from tests.support import need_kvm
+from tests.support import need_kvm, need_tool
 
 Build = Callable[..., Path]
 
@@ -80,3 +80,43 @@ def test_errors_are_one_sentence(builtin_env: BuiltinEnv, tmp_path: Path) -> Non
     assert both.returncode == 2
     size = vmgui("create", "--name", "x", "--kernel", str(junk), "--memory", "lots")
     assert size.returncode == 1 and "memory size 'lots'" in size.stderr
+
+
+def wait_serial(vm_id_of: Callable[[], str], text: str, timeout: float = 90) -> None:
+    from vmgui.backends.builtin.launcher import RuntimeFiles
+
+    path = RuntimeFiles.for_vm(vm_id_of()).serial_file
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text(errors="replace")):
+        assert time.monotonic() < deadline, f"no {text!r} on the serial console: " + (
+            path.read_text(errors="replace")[-300:] if path.exists() else "(none)")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_iso_and_imported_disk_boot_through_firmware(
+    builtin_env: BuiltinEnv, tmp_path: Path
+) -> None:
+    """The Demo's GRUB ISO, as an ISO and dd'ed to a raw disk image: SeaBIOS loads GRUB."""
+    need_kvm()
+    need_tool("grub-mkrescue")
+    from vmgui.backends.builtin.definitions import DefinitionStore
+    from vmgui.backends.builtin.demo import build_demo_iso
+    from vmgui.backends.builtin.paths import definitions_dir
+
+    iso = build_demo_iso()
+    image = tmp_path / "grub.img"
+    image.write_bytes(iso.read_bytes())
+
+    def vm_id(name: str) -> Callable[[], str]:
+        return lambda: next(d.vm_id for d in DefinitionStore(definitions_dir()).load_all()
+                            if d.name == name)
+
+    for name, source in (("from-iso", ["--iso", str(iso)]), ("from-disk", ["--import", str(image)])):
+        made = vmgui("create", "--name", name, *source, "--memory", "64M")
+        assert made.returncode == 0, made.stderr
+        started = vmgui("start", name)
+        assert started.returncode == 0, started.stderr
+        wait_serial(vm_id(name), "GRUB loading")
+        assert states()[name] == "running"
+        assert vmgui("destroy", name).returncode == 0

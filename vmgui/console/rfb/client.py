@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 #: Tight rectangle ~170 us and a 256x256 one ~770 us to decode, so nothing decoded inline
 #: holds the loop much longer than the hop would cost.
 EXECUTOR_MIN_PIXELS = 128 * 128
+#: Raw rectangles are read and copied in bands of about this many bytes.
+RAW_BAND_BYTES = 256 * 1024
 #: More damage rectangles than this in one update are reported as their bounding box.
 MAX_DAMAGE_RECTS = 64
 #: zlib effort asked of the server (0-9, the CompressLevel pseudo-encoding).
@@ -256,10 +258,13 @@ class RfbClient:
                         f"The VNC server sent a rectangle {w}x{h}+{x}+{y} outside its "
                         f"{self.width}x{self.height} screen."
                     )
-                pixels = await self._decode(enc, w, h)
-                if pixels is None:
-                    continue
-                self.pixels[y : y + h, x : x + w] = pixels
+                if enc == wire.ENC_RAW:
+                    await self._read_raw(x, y, w, h)
+                else:
+                    pixels = await self._decode(enc, w, h)
+                    if pixels is None:
+                        continue
+                    self.pixels[y : y + h, x : x + w] = pixels
                 if self._uncovered is not None:
                     self._uncovered[y : y + h, x : x + w] = False
                 damage.append(Rect(x, y, w, h))
@@ -302,9 +307,6 @@ class RfbClient:
 
     async def _decode(self, enc: int, w: int, h: int) -> Pixels | None:
         r = self._r
-        if enc == wire.ENC_RAW:
-            data = await r.exactly(w * h * 4)
-            return decode_raw(data, w, h) if w and h else None
         if enc == wire.ENC_TIGHT:
             rect = await self._read_tight(w, h)
             job: Callable[[], Pixels] = lambda: self._tight.decode(rect, w, h)  # noqa: E731
@@ -323,6 +325,19 @@ class RfbClient:
         if w * h >= EXECUTOR_MIN_PIXELS:
             return await asyncio.get_running_loop().run_in_executor(None, job)
         return job()
+
+    async def _read_raw(self, x: int, y: int, w: int, h: int) -> None:
+        """Raw pixels straight into the framebuffer, a band of rows at a time, letting the loop
+        run between bands (a whole 1024x768 frame at once held it for tens of ms here)."""
+        if not (w and h):
+            return
+        rows = max(1, RAW_BAND_BYTES // (w * 4))
+        for top in range(y, y + h, rows):
+            n = min(rows, y + h - top)
+            data = await self._r.exactly(w * n * 4)
+            self.pixels[top : top + n, x : x + w] = decode_raw(data, w, n)
+            if n < h:
+                await asyncio.sleep(0)
 
     async def _read_tight(self, w: int, h: int) -> TightRect:
         r = self._r

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0
 SSH_STOP_TIMEOUT_S = 3.0
-STREAM_LIMIT = 8 << 20  # StreamReader pauses the socket above twice this (a raw 4K frame fits)
+STREAM_LIMIT = 1 << 20  # StreamReader pauses the socket above twice this: small buffers, cheap moves
 
 
 @dataclass

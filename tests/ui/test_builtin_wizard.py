@@ -209,3 +209,24 @@ def test_demo_linux_from_the_cache_defines_a_kernel_vm(
     settings = qt_loop.run_until_complete(backend.get_settings(wizard.created.vm_id))
     assert settings.kernel == str(cache / "vmlinuz")
     assert settings.cmdline == demo_linux.CMDLINE
+
+
+def test_bad_iso_and_bad_name_are_sentences_and_kept(
+    qtbot: QtBot, qt_loop: asyncio.AbstractEventLoop, backend: BuiltinBackend, tmp_path: Path
+) -> None:
+    fake = tmp_path / "installer.iso"
+    fake.write_bytes(bytes(64 * 1024))
+    wizard = open_wizard(qtbot, qt_loop, backend)
+    click(qtbot, wizard.source.iso_radio)
+    wizard.source.iso.setText(str(fake))
+    problem = next_page(qtbot, qt_loop, wizard, source_error(wizard))
+    assert problem == f"The file {fake} is not an ISO 9660 image."
+    assert wizard.source.iso.text() == str(fake)
+
+    click(qtbot, wizard.source.demo_radio)  # a source that passes, to reach the name page
+    for _ in range(3):
+        next_page(qtbot, qt_loop, wizard)
+    assert wizard.currentPage() is wizard.naming
+    wizard.naming.name.setText("bad/name")
+    assert "contains characters that are not allowed" in wizard.naming.name_error.text()
+    assert not wizard.button(NEXT).isEnabled() and wizard.naming.name.text() == "bad/name"

@@ -231,7 +231,11 @@ class NewVmWizard(QWizard):
         conn = self.state.connection
         kind = self.source.kind()
         if kind == SOURCE_ISO:
-            source = f"ISO image {c.iso} (booted once; later starts boot the disk)"
+            source = (
+                f"ISO image {c.iso} (through SeaBIOS; it stays attached, read-only)"
+                if is_builtin(conn.uri)
+                else f"ISO image {c.iso} (booted once; later starts boot the disk)"
+            )
         elif kind == SOURCE_KERNEL:
             source = f"Linux kernel {c.kernel}" + (f" with initrd {c.initrd}" if c.initrd else "")
         elif kind == SOURCE_DEMO:

@@ -171,3 +171,29 @@ def test_running_vm_cannot_be_deleted_and_settings_apply_at_next_start(
             await backend.close()
 
     asyncio.run(scenario())
+
+
+def test_a_vmm_that_fails_to_start_is_one_sentence(
+    builtin_env: BuiltinEnv, build_guest: Build, tmp_path: Path
+) -> None:
+    """The kernel was fine when defined and broken by the time of Start: the VMM's own line."""
+    need_kvm()
+    kernel = tmp_path / "guest.elf"
+    kernel.write_bytes(build_guest("power_button").read_bytes())
+
+    async def scenario() -> None:
+        backend = await connected()
+        try:
+            info = await backend.define(guest_config("broken", kernel))
+            kernel.write_bytes(b"no longer a kernel" * 100)
+            with pytest.raises(BackendError) as caught:
+                await backend.start(info.vm_id)
+            assert str(caught.value).startswith("“broken” could not start: ")
+            assert "bzImage or PVH ELF" in str(caught.value)
+            assert "\n" not in str(caught.value)
+            assert (await wait_state(backend, info.vm_id, VmState.SHUTOFF, 1)).reason == ""
+            assert builtin_env.vmm_pids() == []
+        finally:
+            await backend.close()
+
+    asyncio.run(scenario())

@@ -125,25 +125,38 @@ def test_killed_vmm_shows_crashed_with_log_tail_and_starts_again(
     asyncio.run(scenario())
 
 
-def test_crash_while_the_app_was_closed_is_still_reported(
+def test_how_a_vmm_ended_while_the_app_was_closed_is_still_known(
     builtin_env: BuiltinEnv, build_guest: Build
 ) -> None:
-    """A pid file whose process is gone but whose socket is left: the VMM was killed."""
+    """Pid file left, process gone: killed (its socket is left), failed (its own error line,
+    then --log's record of it), or ended in order (neither): crashed, crashed, shut off."""
     kernel = build_guest("power_button")
+    logs = {
+        "killed": "---- vmgui: starting killed\nsome progress\n",
+        "failed": "---- vmgui: starting failed\nvmgui-vmm: vCPU 0: emulation failure\n"
+                  "2026-12-05 14:00:00,000 ERROR MainThread vmgui.vmm.cli: vCPU 0: emulation "
+                  "failure\n",
+        "ended": "---- vmgui: starting ended\nall fine\n",
+    }
 
     async def scenario() -> None:
         backend = await connected()
-        info = await backend.define(guest_config("gone", kernel))
+        ids = {name: (await backend.define(guest_config(name, kernel))).vm_id for name in logs}
         await backend.close()
-        files = RuntimeFiles.for_vm(info.vm_id)
-        files.log.parent.mkdir(parents=True, exist_ok=True)
-        files.log.write_text("---- vmgui: starting gone\nvmgui-vmm: vCPU 0: emulation failure\n")
-        files.pid.write_text("999999999 1\n")
-        Path(files.qmp).write_text("")
+        for name, vm_id in ids.items():
+            files = RuntimeFiles.for_vm(vm_id)
+            files.log.parent.mkdir(parents=True, exist_ok=True)
+            files.log.write_text(logs[name])
+            files.pid.write_text("999999999 1\n")
+            if name == "killed":
+                Path(files.qmp).write_text("")
         again = await connected()
-        info = (await again.list_vms())[0]
-        assert info.state is VmState.CRASHED
-        assert "emulation failure" in info.reason
+        found = {v.name: v for v in await again.list_vms()}
+        assert found["killed"].state is VmState.CRASHED and "some progress" in found["killed"].reason
+        assert found["failed"].state is VmState.CRASHED
+        assert "emulation failure" in found["failed"].reason
+        assert found["ended"].state is VmState.SHUTOFF
+        assert not RuntimeFiles.for_vm(ids["ended"]).pid.exists()
         await again.close()
 
     asyncio.run(scenario())

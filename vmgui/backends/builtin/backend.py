@@ -154,7 +154,7 @@ class BuiltinBackend:
         # Gone while we were away: killed if it left its socket, failed if its log says so.
         tail = await self._blocking(launcher.log_tail, files.log)
         killed = os.path.exists(files.qmp) and not alive
-        if killed or tail.splitlines()[-1:] and tail.splitlines()[-1].startswith("vmgui-vmm:"):
+        if killed or launcher.error_line(tail):
             self._state[d.vm_id] = VmState.CRASHED
             self._reason[d.vm_id] = tail or "The built-in VMM ended unexpectedly."
         else:
@@ -542,8 +542,7 @@ class BuiltinBackend:
             await self._blocking(launcher.clear_runtime, files)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            last = tail.splitlines()[-1] if tail else ""
-            last = last.removeprefix("vmgui-vmm: ")
+            last = launcher.error_line(tail)
             log.warning("VMM of %s did not start (status %s): %s", d.name, status, tail)
             raise BackendError(
                 f"“{d.name}” could not start: {last}" if last else str(exc)

@@ -301,3 +301,11 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         text = text[marker:].split("\n", 1)[1] if "\n" in text[marker:] else ""
     kept = [line.rstrip() for line in text.splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
+
+
+def error_line(tail: str) -> str:
+    """The VMM's own one-line reason for failing ("vmgui-vmm: ..." on its stderr), or ""."""
+    for line in reversed(tail.splitlines()):
+        if line.startswith("vmgui-vmm: "):
+            return line.removeprefix("vmgui-vmm: ")
+    return ""

@@ -21,6 +21,7 @@ from tests.backends.builtin.helpers import (
 from tests.fixtures.builtin import BuiltinEnv
 from tests.support import need_kvm
 from vmgui.backends.base import BackendError, VmChanged
+from vmgui.backends.builtin import launcher
 from vmgui.backends.builtin.launcher import RuntimeFiles
 from vmgui.model import VmState
 from vmgui.model.console import SharedFramebufferEndpoint
@@ -178,5 +179,28 @@ def test_pid_file_of_another_program_is_not_adopted(
         with pytest.raises(BackendError, match="not running"):
             await again.force_off(info.vm_id)
         await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_log_is_rotated_at_start(builtin_env: BuiltinEnv, build_guest: Build) -> None:
+    need_kvm()
+    kernel = build_guest("power_button")
+
+    async def scenario() -> None:
+        backend = await connected()
+        info = await backend.define(guest_config("chatty", kernel))
+        files = RuntimeFiles.for_vm(info.vm_id)
+        files.log.parent.mkdir(parents=True, exist_ok=True)
+        files.log.write_bytes(b"old line\n" * (launcher.MAX_LOG_BYTES // 9 + 1))
+        await backend.start(info.vm_id)
+        await wait_state(backend, info.vm_id, VmState.RUNNING)
+        assert files.log.stat().st_size < launcher.MAX_LOG_BYTES
+        old = files.old_log
+        assert old.read_bytes().startswith(b"old line")
+        await backend.force_off(info.vm_id)
+        await backend.delete(info.vm_id)
+        assert not old.exists() and not files.log.exists()
+        await backend.close()
 
     asyncio.run(scenario())

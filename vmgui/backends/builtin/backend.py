@@ -484,7 +484,7 @@ class BuiltinBackend:
         self._reason.pop(vm_id, None)
         files = await self._blocking(RuntimeFiles.for_vm, vm_id)
         await self._blocking(launcher.clear_runtime, files)
-        for p in (files.log, files.serial_file):
+        for p in (files.log, files.old_log, files.serial_file):
             with contextlib.suppress(OSError):
                 p.unlink()
         self._stream.publish(VmRemoved(self._uri, vm_id))

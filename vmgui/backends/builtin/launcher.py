@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: How much of a VMM log is read to find its last lines (logs are appended forever).
 LOG_TAIL_BYTES = 8192
 LOG_TAIL_LINES = 5
+#: A VMM log beyond this is moved to `<uuid>.log.1` at the next start (one old log is kept).
+MAX_LOG_BYTES = 4 << 20
 #: Marker the backend writes into the log before each start, so a tail never mixes runs.
 RUN_MARKER = "---- vmgui: starting "
 
@@ -50,6 +52,11 @@ class RuntimeFiles:
     log: Path
     #: Guest serial output as a file (the console itself when the VMM has no `--serial unix:`).
     serial_file: Path
+
+    @property
+    def old_log(self) -> Path:
+        """Where a long log is moved at the next start."""
+        return self.log.with_name(self.log.name + ".1")
 
     @classmethod
     def for_vm(cls, vm_id: str) -> RuntimeFiles:
@@ -256,6 +263,8 @@ def launch(d: Definition, files: RuntimeFiles) -> subprocess.Popen[bytes]:
         files.serial_file.unlink()  # a fresh console per run
     try:
         files.log.parent.mkdir(parents=True, exist_ok=True)
+        if files.log.exists() and files.log.stat().st_size > MAX_LOG_BYTES:
+            os.replace(files.log, files.old_log)
         log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise BackendError(f"Cannot open the VM's log {files.log}: {exc.strerror or exc}.") from None

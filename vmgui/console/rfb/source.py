@@ -49,6 +49,7 @@ class RfbSource:
         self._buffer: memoryview | None = None
         self._ended = False
         self._asking = False  # the password prompt is open
+        self._asked_until = 0.0  # when it closed
         self._started = False  # first frame shown: failures now go to the listener
         self.close_reason: str | None = None
 
@@ -141,8 +142,10 @@ class RfbSource:
                 done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
                 if done:
                     return task.result()
-                if self._asking:
-                    deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
+                # the limit restarts while the prompt is open and when it closes
+                resumed = time.monotonic() if self._asking else self._asked_until
+                if resumed + HANDSHAKE_TIMEOUT_S > deadline:
+                    deadline = resumed + HANDSHAKE_TIMEOUT_S
                     continue
                 raise TimeoutError
         finally:
@@ -158,6 +161,7 @@ class RfbSource:
             return await self._ask_password()
         finally:
             self._asking = False
+            self._asked_until = time.monotonic()
 
     async def _failure_sentence(self, exc: BaseException) -> str:
         if isinstance(exc, asyncio.TimeoutError):

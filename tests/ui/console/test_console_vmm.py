@@ -4,6 +4,9 @@ keys typed into the widget reaching the guest, and its serial echo in the termin
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ from vmgui.ui.console.panel import ConsolePanel
 from vmgui.ui.console.view import ConsoleView, Scale
 
 pytestmark = [pytest.mark.kvm, pytest.mark.slow]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 W, H = 320, 200
 
 
@@ -149,3 +153,16 @@ def test_keys_typed_in_the_panel_reach_the_guest_and_the_serial_tab_shows_the_ec
     run_until(qt_loop, lambda: panel.source is None, what="the console to end")
     run_until(qt_loop, lambda: "closed by the other side" in serial_text(), what="serial EOF")
     run(qt_loop, panel.close_console())
+
+
+def test_one_to_one_shows_the_guest_sharp_at_scale_factor_1_5(console_vmm: Any) -> None:
+    vmm = console_vmm("fb_pattern", "--framebuffer", f"{W}x{H}", "--cmdline", f"fb={W}x{H}")
+    vmm.read_serial_until(b"drawn")
+    env = dict(os.environ, QT_SCALE_FACTOR="1.5", QT_QPA_PLATFORM="offscreen", PYTHONPATH=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.ui.console.dpr_probe", vmm.sock],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    bad, dpr, compared = int(out[0]), float(out[1]), int(out[4])
+    assert dpr == 1.5 and compared == W * H, out
+    assert bad == 0, f"{bad} of the guest's pixels are blurred or shifted at scale factor 1.5"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -29,7 +30,9 @@ T = TypeVar("T")
 #: Called with (sentence, details) when a task fails; details is the traceback or "".
 Report = Callable[[str, str], None]
 
-_owned: dict[int, set[asyncio.Task[Any]]] = {}  # id(owner) -> its running tasks
+# owner -> its running tasks. Weak: an entry goes with its Python wrapper, so a new object
+# can never inherit another's tasks (ids are reused); the set lives on in the destroyed hook.
+_owned: weakref.WeakKeyDictionary[QObject, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
 _detached: set[asyncio.Task[Any]] = set()  # owner None: kept referenced until done
 
 
@@ -50,22 +53,23 @@ def run_for(
     except RuntimeError:
         loop = asyncio.get_event_loop_policy().get_event_loop()
     task = loop.create_task(coro, name=what)
-    if owner is None:
-        tasks = _detached
-    else:
-        key = id(owner)
-        if key not in _owned:
-            _owned[key] = set()
-            owner.destroyed.connect(lambda *_: _cancel_key(key))
-        tasks = _owned[key]
+    tasks = _detached if owner is None else _tasks_set(owner)
     tasks.add(task)
     task.add_done_callback(lambda t: _finished(t, tasks, owner, what, report))
     return task
 
 
+def _tasks_set(owner: QObject) -> set[asyncio.Task[Any]]:
+    tasks = _owned.get(owner)
+    if tasks is None:
+        tasks = _owned[owner] = set()
+        owner.destroyed.connect(lambda *_: _cancel_all(tasks))
+    return tasks
+
+
 def tasks_of(owner: QObject) -> set[asyncio.Task[Any]]:
     """The owner's tasks still running (a copy)."""
-    return set(_owned.get(id(owner), ()))
+    return set(_owned.get(owner, ()))
 
 
 def cancel_tasks(owner: QObject) -> None:
@@ -73,8 +77,8 @@ def cancel_tasks(owner: QObject) -> None:
         task.cancel()
 
 
-def _cancel_key(key: int) -> None:
-    for task in _owned.pop(key, set()):
+def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in list(tasks):
         task.cancel()
 
 

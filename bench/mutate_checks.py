@@ -9,7 +9,8 @@ of the repository (the worktree is never touched) with the tests that cover thes
 "killed" when they fail, "survived" otherwise. Survivors are printed with the mutated line, to
 be explained or killed by a better test.
 
-Usage: .venv/bin/python -m bench.mutate_checks [MODULE ...]   (default: memory.py, queue.py)
+Usage: .venv/bin/python -m bench.mutate_checks [--fuzz-only] [MODULE ...]
+(default modules: memory.py, queue.py; --fuzz-only: judge by the device fuzzer alone).
 Exit status 0 when every mutant was killed.
 """
 
@@ -38,10 +39,11 @@ TESTS = (
     "tests/vmm/virtio/test_block.py",
     "tests/vmm/virtio/test_rng.py",
 )
+FUZZ_TESTS = ("tests/vmm/virtio/test_fuzz.py",)
 #: One mutant's test run; a mutant that makes the tests hang (e.g. a loop bound removed) is killed.
 RUN_TIMEOUT = 600
 #: The same fuzz cases for every mutant, so a verdict never depends on luck.
-HYPOTHESIS_SEED = 1
+HYPOTHESIS_SEED = 0
 _FLIPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Lt: ast.LtE, ast.LtE: ast.Lt,
 }
@@ -106,11 +108,11 @@ def scratch_copy() -> Path:
     return root
 
 
-def run_tests(root: Path) -> bool:
+def run_tests(root: Path, tests: tuple[str, ...] = TESTS) -> bool:
     """True when the tests pass (the mutant survived)."""
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-           f"--hypothesis-seed={HYPOTHESIS_SEED}", *TESTS]
+           f"--hypothesis-seed={HYPOTHESIS_SEED}", *tests]
     try:
         r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, timeout=RUN_TIMEOUT,
                            check=False)
@@ -120,13 +122,15 @@ def run_tests(root: Path) -> bool:
 
 
 def main() -> int:
-    targets = sys.argv[1:] or list(TARGETS)
+    args = sys.argv[1:]
+    tests = FUZZ_TESTS if "--fuzz-only" in args else TESTS
+    targets = [a for a in args if a != "--fuzz-only"] or list(TARGETS)
     root = scratch_copy()
     survivors: list[str] = []
     total = 0
     start = time.monotonic()
     try:
-        if not run_tests(root):
+        if not run_tests(root, tests):
             print("the tests fail without any mutation: fix that first")
             return 2
         for rel in targets:
@@ -136,7 +140,7 @@ def main() -> int:
             for lineno, what, mutated in mutants(original):
                 total += 1
                 path.write_text(mutated)
-                survived = run_tests(root)
+                survived = run_tests(root, tests)
                 path.write_text(original)
                 verdict = "SURVIVED" if survived else "killed"
                 print(f"{verdict:8s} {rel}:{lineno}: {what}    | {lines[lineno - 1].strip()}",

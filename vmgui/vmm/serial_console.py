@@ -285,7 +285,8 @@ class SerialConsole:
         if self._stdout_fd >= 0:
             room = STDOUT_BACKLOG - len(self._stdout_backlog)
             if len(data) > room:
-                self.dropped += len(data) - room
+                with self._lock:  # vCPU threads count under it too
+                    self.dropped += len(data) - room
             self._stdout_backlog += data[:room]
             self._write_stdout()
         if self._file_fd >= 0:

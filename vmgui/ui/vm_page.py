@@ -32,7 +32,8 @@ EMPTY_HINT = (
     "sidebar), for example qemu:///system for this computer's libvirt, or "
     "qemu+ssh://user@host/system. This computer's own VMs are under This computer (built-in)."
 )
-COLUMN_WIDTHS = ((Column.NAME, 220), (Column.STATE, 120), (Column.CPU, 160), (Column.MEMORY, 170))
+# Sum with Host and Connection (100 each) fits the default window without a horizontal scroll bar.
+COLUMN_WIDTHS = ((Column.NAME, 200), (Column.STATE, 120), (Column.CPU, 140), (Column.MEMORY, 160))
 
 
 class FilterBox(QLineEdit):

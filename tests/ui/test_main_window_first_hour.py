@@ -268,3 +268,21 @@ def test_edit_action_opens_the_dialog_and_saves(
     assert "next start" in w.statusBar().currentMessage()  # it is running
     settings = qt_loop.run_until_complete(w.manager.backend(nodes[0]).get_settings(key[1]))
     assert settings.memory_mib == wanted
+
+
+def test_created_from_cd_media_says_it_boots_once_and_how_to_eject(
+    qt_loop: asyncio.AbstractEventLoop, make_window: Any, nodes: tuple[str, str]
+) -> None:
+    from vmgui.model import VmConfig
+    from vmgui.ui.main_window import created_message
+
+    w = make_window([nodes[0]])
+    _listed(qt_loop, w, 6)
+    backend = w.manager.backend(nodes[0])
+    iso_vm = qt_loop.run_until_complete(
+        backend.define(VmConfig(name="inst", iso="/isos/debian.iso", domain_type="qemu")))
+    plain = qt_loop.run_until_complete(backend.define(VmConfig(name="plain", domain_type="qemu")))
+    text = qt_loop.run_until_complete(created_message(backend, iso_vm))
+    assert text.startswith("Created “inst”: it boots its installation media once")
+    assert "Edit (Ctrl+E)" in text
+    assert qt_loop.run_until_complete(created_message(backend, plain)) == "Created “plain”"

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vmgui.backends.base import BUILTIN_URI, Backend
+from vmgui.backends.base import BUILTIN_URI, Backend, BackendError
 from vmgui.model import ConnectionState, ConnectionStatus, VmInfo
 from vmgui.model.credentials import AskCredentials, CredentialPrompt
 from vmgui.settings import Settings, save_settings
@@ -57,6 +57,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BackendFactory = Callable[[str, AskCredentials], Backend]
+
+
+async def created_message(backend: Backend, info: VmInfo) -> str:
+    """What the status bar says about a new VM; for an install from CD media, that the media
+    boots once and how to eject it afterwards (virt-install's behaviour, said out loud)."""
+    text = f"Created “{info.name}”"
+    try:
+        settings = await backend.get_settings(info.vm_id)
+    except BackendError:
+        return text
+    if any(drive.media for drive in settings.cdroms) and not settings.direct_boot:
+        text += (
+            ": it boots its installation media once, then its disk; eject the media with "
+            "Edit (Ctrl+E) once the install is done"
+        )
+    return text
 
 
 class MainWindow(QMainWindow):
@@ -294,9 +310,11 @@ class MainWindow(QMainWindow):
 
         info = await run_new_vm_wizard(self, backends, self.host_status)
         if info is not None:
-            self.show_status(f"Created “{info.name}”")
             # its row follows the backend's event: select it when it is listed
             self.selection.select_when_listed((info.connection, info.vm_id))
+            backend = self.manager.backend(info.connection)
+            self.show_status(await created_message(backend, info) if backend else "")
+
 
     async def _confirm_start(self, uri: str, vm: VmInfo) -> bool:
         backend = self.manager.backend(uri)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ConnectError, QMPClient
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,12 +49,12 @@ MEMORY = "128M"
 
 async def _menu_time(sock: Path, proc: subprocess.Popen[bytes], start: float,
                      dump: Path) -> tuple[float, dict[str, Any] | None]:
-    client = QMPClient("bench")
     while True:
+        client = QMPClient("bench")
         try:
             await client.connect(str(sock))
             break
-        except (OSError, ConnectionError):
+        except (OSError, ConnectError):
             if proc.poll() is not None or time.monotonic() - start > TIMEOUT:
                 raise RuntimeError("the VMM did not open its QMP socket") from None
             await asyncio.sleep(0.02)

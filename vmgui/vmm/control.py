@@ -68,8 +68,9 @@ if TYPE_CHECKING:
             ...
 
         def send_keys(self, scancodes: bytes) -> None:
-            """Feed one key event's PC set-2 bytes (make, or F0/E0 F0 break) to the i8042
-            keyboard (I8042.key_event; it translates to set 1 itself)."""
+            """Feed one key event's PC set-2 bytes (make, or F0/E0 F0 break) to the guest:
+            the i8042 (it translates to set 1 itself), or while firmware runs its serial
+            console (Board.key_event)."""
             ...
 
         def screendump(self, path: str, fmt: str) -> None:

@@ -76,7 +76,7 @@ def read_boot_image(cfg: MachineConfig) -> BootImage:
     if cfg.firmware:
         from vmgui.vmm.firmware.image import load_firmware  # noqa: PLC0415 - firmware only
 
-        files = load_firmware(cfg.firmware, display=cfg.framebuffer is not None)
+        files = load_firmware(cfg.firmware, display=cfg.framebuffer)
         return BootImage(b"", None, "firmware", files)
     try:
         with open(cfg.kernel, "rb") as f:

@@ -39,7 +39,7 @@ def test_missing_packaged_seabios_names_the_debian_package(
     monkeypatch.setattr(image, "SEABIOS_DIR", str(tmp_path))
     monkeypatch.setattr(image, "SEABIOS_MICROVM", str(tmp_path / "bios-microvm.bin"))
     with pytest.raises(VmmError, match="install the Debian package 'seabios'"):
-        image.load_firmware("seabios", display=False)
+        image.load_firmware("seabios", display=None)
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_corrupt_vga_rom_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     bios = tmp_path / "bios.bin"
     bios.write_bytes(bytes((64 << 10) - 16) + b"\xea" + bytes(15))
     with pytest.raises(VmmError, match="VGA option ROM .* is corrupt"):
-        image.load_firmware(str(bios), display=True)
-    assert image.load_firmware(str(bios), display=False).vga_rom is None
+        image.load_firmware(str(bios), display=(1024, 768))
+    assert image.load_firmware(str(bios), display=None).vga_rom is None
 
 
 def test_unreadable_iso_is_one_line(tmp_path: Path) -> None:
@@ -73,3 +73,8 @@ def test_unreadable_iso_is_one_line(tmp_path: Path) -> None:
     need(os.path.exists(image.SEABIOS_MICROVM), "Debian package seabios is not installed")
     err = one_line(run_vmm("--firmware", "seabios", "--disk", f"{tmp_path / 'missing.iso'},ro"))
     assert "missing.iso does not exist" in err
+
+
+def test_a_display_size_the_firmware_cannot_draw_is_one_line() -> None:
+    err = one_line(run_vmm("--firmware", "seabios", "--framebuffer", "800x600"))
+    assert "use --framebuffer 1024x768 or none" in err

@@ -28,6 +28,8 @@ LOW_COPY_SIZE = 128 << 10
 #: The reset vector sits 16 bytes below the end: a jump (far, near or short) in any real BIOS.
 RESET_VECTOR_FROM_END = 16
 RESET_VECTOR_OPCODES = (0xEA, 0xE9, 0xEB)
+#: The one mode SeaBIOS's ramfb VGA ROM sets (vgasrc/ramfb.c: FRAMEBUFFER_WIDTH/HEIGHT).
+RAMFB_MODE = (1024, 768)
 #: Option ROMs start with 0x55 0xAA and are at most 128 KiB here (the C/D segments).
 OPTION_ROM_SIGNATURE = b"\x55\xaa"
 MAX_OPTION_ROM_SIZE = 128 << 10
@@ -82,13 +84,19 @@ def check_option_rom(data: bytes, path: str) -> None:
         raise VmmError(f"VGA option ROM {path} is corrupt (no 55 AA signature or too large)")
 
 
-def load_firmware(name: str, display: bool) -> FirmwareFiles:
-    """Read and check the BIOS (and, with a display, the ramfb VGA ROM); VmmError says why not."""
+def load_firmware(name: str, display: tuple[int, int] | None) -> FirmwareFiles:
+    """Read and check the BIOS (and, with a display of `display` pixels, the ramfb VGA ROM);
+    VmmError says why not."""
+    if display is not None and display != RAMFB_MODE:
+        w, h = RAMFB_MODE
+        raise VmmError(
+            f"--firmware draws {w}x{h} (SeaBIOS's ramfb display): use --framebuffer {w}x{h} or none"
+        )
     path = resolve(name)
     bios = _read(path, "firmware file")
     check_bios(bios, path)
     vga = None
-    if display:
+    if display is not None:
         vga = _read(VGA_ROM_RAMFB, "VGA option ROM")
         check_option_rom(vga, VGA_ROM_RAMFB)
     return FirmwareFiles(bios, path, vga)

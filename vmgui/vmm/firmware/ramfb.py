@@ -3,8 +3,8 @@
 Guest-visible contract: the writable fw_cfg file `etc/ramfb` holds 28 big-endian bytes
 {u64 address, u32 fourcc, u32 flags, u32 width, u32 height, u32 stride}. Writing it points the
 display at `address` in guest RAM; from then on the screen shows whatever the guest stores there.
-Accepted: fourcc XR24 (x8r8g8b8), the machine's framebuffer size (--framebuffer, 1024x768 by
-default, what SeaBIOS's ramfb VGA ROM asks for), stride 0 or width * 4, a page-aligned address
+Accepted: fourcc XR24 (x8r8g8b8), the machine's framebuffer size (1024x768 with --firmware: the
+one mode SeaBIOS's ramfb VGA ROM sets), stride 0 or width * 4, a page-aligned address
 with the whole picture inside one RAM region. Anything else is refused (counted, logged once),
 and the display keeps its previous state.
 

@@ -10,10 +10,17 @@ from pathlib import Path
 from tests.support import need, need_tool
 
 GRUB_PC_DIR = Path("/usr/lib/grub/i386-pc")
+#: GRUB modules a test menu needs (plus what they depend on). Fewer modules, no fonts, locales
+#: or themes: GRUB reads and links less at start-up, which on a host that emulates guest ring 0
+#: is most of the time to the menu (about a fifth less than a full ISO, measured here).
+MENU_MODULES = "normal echo sleep serial terminal"
 
 
-def build_grub_iso(directory: Path, grub_cfg: str, name: str = "grub.iso") -> Path:
-    """An ISO whose /boot/grub/grub.cfg is `grub_cfg` (needs the tools: skip or CI failure)."""
+def build_grub_iso(
+    directory: Path, grub_cfg: str, name: str = "grub.iso", modules: str = MENU_MODULES
+) -> Path:
+    """An ISO whose /boot/grub/grub.cfg is `grub_cfg` and whose GRUB has `modules` (and their
+    dependencies) installed; needs the tools (skip, or a failure under CI=true)."""
     tool = need_tool("grub-mkrescue")
     need_tool("xorriso")
     need_tool("mformat")
@@ -22,7 +29,8 @@ def build_grub_iso(directory: Path, grub_cfg: str, name: str = "grub.iso") -> Pa
     (tree / "boot" / "grub").mkdir(parents=True)
     (tree / "boot" / "grub" / "grub.cfg").write_text(grub_cfg)
     iso = directory / name
-    subprocess.run([tool, "-o", str(iso), str(tree)], check=True, capture_output=True, timeout=120)
+    argv = [tool, f"--install-modules={modules}", "--fonts=", "--locales=", "--themes="]
+    subprocess.run([*argv, "-o", str(iso), str(tree)], check=True, capture_output=True, timeout=120)
     shutil.rmtree(tree)
     return iso
 

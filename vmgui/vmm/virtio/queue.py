@@ -4,7 +4,7 @@ Guest-visible contract: descriptor table (16-byte aligned, 16 bytes per entry), 
 (2-byte aligned) and used ring (4-byte aligned) at the guest-physical addresses the driver wrote;
 queue size a power of two <= MAX_QUEUE_SIZE. VIRTQ_DESC_F_INDIRECT is not offered and is refused.
 
-Every value the guest controls is checked here before it is used (DESIGN.md §3; precedents
+Every value the guest controls is checked here before it is used (docs/architecture.md; precedents
 Firecracker CVE-2019-18960, QEMU CVE-2016-5403): descriptor index < size, chain length <= size
 (a loop cannot spin us), avail.idx - last_avail <= size, each buffer inside one RAM region with
 no overflow (GuestMemory.check), chain byte totals capped, device-readable buffers before

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import libvirt
 
@@ -106,4 +107,23 @@ def remove_domain(uri: str, name: str) -> None:
     except libvirt.libvirtError:
         pass
     finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def dir_pool(uri: str, home: Path, name: str) -> Iterator[tuple[libvirt.virConnect, Path]]:
+    """A transient directory pool under the daemon's home, so the daemon's user owns its images.
+
+    Yields an open connection and the pool's folder; the pool and the connection go at exit.
+    """
+    folder = home / f"pool-{name}"
+    conn = libvirt.open(uri)
+    pool = conn.storagePoolCreateXML(
+        f"<pool type='dir'><name>{name}</name><target><path>{folder}</path></target></pool>",
+        libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD,
+    )
+    try:
+        yield conn, folder
+    finally:
+        pool.destroy()
         conn.close()

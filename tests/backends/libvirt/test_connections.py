@@ -8,7 +8,7 @@ import time
 import libvirt
 import pytest
 
-from tests.backends.libvirt.helpers import EventRecorder, connection_is, vm_state_is
+from tests.backends.libvirt.helpers import EventRecorder, connection_is, dir_pool, vm_state_is
 from tests.fixtures.libvirtd import PrivateLibvirtd
 from vmgui.backends.base import Backend, BackendError
 from vmgui.backends.libvirt import LibvirtBackend, list_connections
@@ -221,46 +221,36 @@ def test_delete_is_refused_while_running_and_removes_storage_after(
     libvirtd: PrivateLibvirtd,
     vm_name: str,
 ) -> None:
-    # images are created through the daemon's storage pool, so the daemon's user owns them
-    pool_dir = libvirtd.home / f"pool-{vm_name}"
-    conn = libvirt.open(libvirtd.uri)
-    pool = conn.storagePoolCreateXML(
-        f"<pool type='dir'><name>{vm_name}</name><target><path>{pool_dir}</path></target></pool>",
-        libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD,
-    )
-    image = pool_dir / f"{vm_name}.raw"
+    with dir_pool(libvirtd.uri, libvirtd.home, vm_name) as (conn, pool_dir):
+        image = pool_dir / f"{vm_name}.raw"
 
-    async def scenario() -> None:
-        cfg = VmConfig(
-            name=vm_name,
-            memory_mib=64,
-            domain_type="qemu",
-            network="none",
-            disks=[DiskConfig(str(image), size_bytes=1 << 20)],
-        )
-        info = await backend.define(cfg)
-        assert image.stat().st_size == 1 << 20
-        # a second VM may not silently take over an existing image
-        with pytest.raises(BackendError, match="already exists"):
-            await backend.define(VmConfig(name=vm_name + "-2", disks=cfg.disks, domain_type="qemu"))
-        assert image.exists()
+        async def scenario() -> None:
+            cfg = VmConfig(
+                name=vm_name,
+                memory_mib=64,
+                domain_type="qemu",
+                network="none",
+                disks=[DiskConfig(str(image), size_bytes=1 << 20)],
+            )
+            info = await backend.define(cfg)
+            assert image.stat().st_size == 1 << 20
+            # a second VM may not silently take over an existing image
+            with pytest.raises(BackendError, match="already exists"):
+                await backend.define(VmConfig(name=vm_name + "-2", disks=cfg.disks, domain_type="qemu"))
+            assert image.exists()
 
-        await backend.start(info.vm_id)
-        with pytest.raises(BackendError) as running:
+            await backend.start(info.vm_id)
+            with pytest.raises(BackendError) as running:
+                await backend.delete(info.vm_id, [str(image)])
+            assert str(running.value) == (
+                f"Cannot delete '{vm_name}' while it is running: shut it down first."
+            )
+            assert image.exists()
+            assert info.vm_id in {v.vm_id for v in await backend.list_vms()}
+
+            await backend.force_off(info.vm_id)
             await backend.delete(info.vm_id, [str(image)])
-        assert str(running.value) == (
-            f"Cannot delete '{vm_name}' while it is running: shut it down first."
-        )
-        assert image.exists()
-        assert info.vm_id in {v.vm_id for v in await backend.list_vms()}
+            assert not image.exists()
+            assert info.vm_id not in {v.vm_id for v in await backend.list_vms()}
 
-        await backend.force_off(info.vm_id)
-        await backend.delete(info.vm_id, [str(image)])
-        assert not image.exists()
-        assert info.vm_id not in {v.vm_id for v in await backend.list_vms()}
-
-    try:
         qt_loop.run_until_complete(asyncio.wait_for(scenario(), 60))
-    finally:
-        pool.destroy()
-        conn.close()

@@ -13,6 +13,7 @@ import pytest
 
 from tests.backends.libvirt.helpers import (
     EventRecorder,
+    dir_pool,
     libvirt_state,
     remove_domain,
     vm_removed,
@@ -155,38 +156,31 @@ def test_iso_install_boots_the_media_once_then_the_disk(
     vm_name: str,
 ) -> None:
     """virt-install's behaviour: the first start boots the ISO, later starts boot the disk."""
-    pool_dir = libvirtd.home / f"pool-{vm_name}"
-    conn = libvirt.open(libvirtd.uri)
-    pool = conn.storagePoolCreateXML(
-        f"<pool type='dir'><name>{vm_name}</name><target><path>{pool_dir}</path></target></pool>",
-        libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD,
-    )
-    iso = libvirtd.home / f"{vm_name}.iso"
-    iso.write_bytes(b"\0" * 65536)
-    iso.chmod(0o644)
-    disk = pool_dir / f"{vm_name}.raw"
+    with dir_pool(libvirtd.uri, libvirtd.home, vm_name) as (conn, pool_dir):
+        iso = libvirtd.home / f"{vm_name}.iso"
+        iso.write_bytes(b"\0" * 65536)
+        iso.chmod(0o644)
+        disk = pool_dir / f"{vm_name}.raw"
 
-    def boot_order(flags: int) -> list[str]:
-        root = ET.fromstring(conn.lookupByName(vm_name).XMLDesc(flags))
-        return [b.get("dev", "") for b in root.findall("os/boot")]
+        def boot_order(flags: int) -> list[str]:
+            root = ET.fromstring(conn.lookupByName(vm_name).XMLDesc(flags))
+            return [b.get("dev", "") for b in root.findall("os/boot")]
 
-    async def scenario() -> None:
-        cfg = VmConfig(name=vm_name, memory_mib=64, domain_type="qemu", network="none",
-                       iso=str(iso), disks=[DiskConfig(str(disk), size_bytes=1 << 20)])
-        info = await backend.define(cfg)
-        assert boot_order(libvirt.VIR_DOMAIN_XML_INACTIVE) == ["cdrom", "hd"]
-        await backend.start(info.vm_id)
-        assert boot_order(0) == ["cdrom", "hd"]  # this boot: the installer
-        assert boot_order(libvirt.VIR_DOMAIN_XML_INACTIVE) == ["hd", "cdrom"]  # the next: disk
-        await backend.force_off(info.vm_id)
-        await backend.start(info.vm_id)
-        assert boot_order(0) == ["hd", "cdrom"]
-        await backend.force_off(info.vm_id)
+        async def scenario() -> None:
+            cfg = VmConfig(name=vm_name, memory_mib=64, domain_type="qemu", network="none",
+                           iso=str(iso), disks=[DiskConfig(str(disk), size_bytes=1 << 20)])
+            info = await backend.define(cfg)
+            assert boot_order(libvirt.VIR_DOMAIN_XML_INACTIVE) == ["cdrom", "hd"]
+            await backend.start(info.vm_id)
+            assert boot_order(0) == ["cdrom", "hd"]  # this boot: the installer
+            assert boot_order(libvirt.VIR_DOMAIN_XML_INACTIVE) == ["hd", "cdrom"]  # the next: disk
+            await backend.force_off(info.vm_id)
+            await backend.start(info.vm_id)
+            assert boot_order(0) == ["hd", "cdrom"]
+            await backend.force_off(info.vm_id)
 
-    try:
-        qt_loop.run_until_complete(asyncio.wait_for(scenario(), 60))
-    finally:
-        remove_domain(libvirtd.uri, vm_name)
-        pool.destroy()
-        conn.close()
-        iso.unlink(missing_ok=True)
+        try:
+            qt_loop.run_until_complete(asyncio.wait_for(scenario(), 60))
+        finally:
+            remove_domain(libvirtd.uri, vm_name)
+            iso.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tests.backends.libvirt.helpers import remove_domain
+from tests.backends.libvirt.helpers import dir_pool, remove_domain
 from tests.fixtures.libvirtd import PrivateLibvirtd
 from vmgui.backends.base import BackendError
 from vmgui.backends.libvirt import LibvirtBackend
@@ -110,26 +110,17 @@ def test_new_disk_in_a_pool_folder_is_sparse(
     vm_name: str,
 ) -> None:
     """The wizard promises "space is allocated as the guest writes": the pool must not fill it."""
-    pool_dir = libvirtd.home / f"pool-{vm_name}"
-    conn = libvirt.open(libvirtd.uri)
-    pool = conn.storagePoolCreateXML(
-        f"<pool type='dir'><name>{vm_name}</name><target><path>{pool_dir}</path></target></pool>",
-        libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD,
-    )
-    image = pool_dir / f"{vm_name}.raw"
-    size = 64 << 20
+    with dir_pool(libvirtd.uri, libvirtd.home, vm_name) as (conn, pool_dir):
+        image = pool_dir / f"{vm_name}.raw"
+        size = 64 << 20
 
-    async def scenario() -> None:
-        cfg = VmConfig(name=vm_name, memory_mib=64, domain_type="qemu", network="none",
-                       disks=[DiskConfig(str(image), size_bytes=size)])
-        info = await backend.define(cfg)
-        st = image.stat()
-        assert st.st_size == size
-        assert st.st_blocks * 512 < size // 16  # sparse: (almost) nothing allocated yet
-        await backend.delete(info.vm_id, [str(image)])
+        async def scenario() -> None:
+            cfg = VmConfig(name=vm_name, memory_mib=64, domain_type="qemu", network="none",
+                           disks=[DiskConfig(str(image), size_bytes=size)])
+            info = await backend.define(cfg)
+            st = image.stat()
+            assert st.st_size == size
+            assert st.st_blocks * 512 < size // 16  # sparse: (almost) nothing allocated yet
+            await backend.delete(info.vm_id, [str(image)])
 
-    try:
         qt_loop.run_until_complete(asyncio.wait_for(scenario(), 60))
-    finally:
-        pool.destroy()
-        conn.close()

@@ -47,8 +47,17 @@ def fnv1a(data: bytes) -> int:
 
 
 def irqs_match(out: str) -> bool:
+    """One request in flight at a time: every completion gets its own interrupt."""
     m = re.search(r"irqs (\d+) completions (\d+)", out)
     return m is not None and int(m.group(1)) == int(m.group(2)) > 0
+
+
+def irqs_announce(out: str) -> bool:
+    """Requests in flight together (net TX and RX): completions that land before the guest takes
+    the first interrupt share it (the irqfd's eventfd counter coalesces, as virtio allows), so at
+    least one interrupt and never more than there were completions."""
+    m = re.search(r"irqs (\d+) completions (\d+)", out)
+    return m is not None and 0 < int(m.group(1)) <= int(m.group(2))
 
 
 def test_guest_reads_sector0_checksum(guest: Path, image: Path) -> None:
@@ -122,7 +131,7 @@ def test_guest_arp_through_passt(guest: Path) -> None:
     r = vmm(guest, "net", "--net", "passt", "--no-rng")
     assert r.returncode == 0, r.stderr
     assert "net arp-reply ip=192.0.2.1 ok" in r.stdout, r.stdout
-    assert irqs_match(r.stdout), r.stdout
+    assert irqs_announce(r.stdout), r.stdout
 
 
 def test_hostile_request_breaks_only_that_device_until_reset(guest: Path, image: Path) -> None:

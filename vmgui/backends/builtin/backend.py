@@ -59,7 +59,10 @@ EXIT_WAIT_S = 10.0
 #: Force off: how long `quit` may take before the process is killed.
 FORCE_OFF_WAIT_S = 5.0
 
-_PAUSED_STATUSES = ("paused", "prelaunch", "suspended", "inmigrate", "postmigrate")
+#: QMP run states that mean "stopped until someone says cont". Not "prelaunch": our VMM answers
+#: QMP while it still builds the machine and then runs it without a RESUME event, so a start
+#: queried in that window would otherwise stay "paused" for good.
+_PAUSED_STATUSES = ("paused", "suspended", "inmigrate", "postmigrate")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from vmgui.vmm import kvm, layout
 from vmgui.vmm.acpi import build_acpi
 from vmgui.vmm.boot import BootError, CpuState, build_mptable, detect_kernel, load_bzimage, load_pvh
-from vmgui.vmm.boot.screen_info import FramebufferInfo as ScreenInfo
+from vmgui.vmm.boot.screen_info import ScreenInfo
 from vmgui.vmm.config import MachineConfig
 from vmgui.vmm.devices.acpi_pm import PM_PORTS_SIZE, AcpiPmPorts, GenericEventDevice
 from vmgui.vmm.devices.bus import Bus

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from vmgui.vmm import layout
-from vmgui.vmm.boot import BootError, CpuState, FramebufferInfo, detect_kernel, load_bzimage
+from vmgui.vmm.boot import BootError, CpuState, ScreenInfo, detect_kernel, load_bzimage
 from vmgui.vmm.boot import bzimage as bz
 from vmgui.vmm.boot.cpu_state import CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME
 from vmgui.vmm.memory import GuestMemory
@@ -16,7 +16,7 @@ from vmgui.vmm.memory import GuestMemory
 MiB = 1 << 20
 MEMORY = 256 * MiB
 CMDLINE = "console=ttyS0 root=/dev/vda quiet"
-FB = FramebufferInfo(layout.FRAMEBUFFER_BASE, 1024, 768)
+FB = ScreenInfo(layout.FRAMEBUFFER_BASE, 1024, 768)
 RSDP = layout.ACPI_TABLES
 MakeMem = Callable[[int], GuestMemory]
 
@@ -119,7 +119,7 @@ def test_screen_info_describes_the_framebuffer(booted: tuple) -> None:
 def test_screen_info_64bit_base() -> None:
     from vmgui.vmm.boot.screen_info import encode_screen_info
 
-    si = encode_screen_info(FramebufferInfo(0x1_2345_0000, 800, 600, 3328))
+    si = encode_screen_info(ScreenInfo(0x1_2345_0000, 800, 600, 3328))
     assert struct.unpack_from("<I", si, 0x18)[0] == 0x2345_0000
     caps, ext_base = struct.unpack_from("<II", si, 0x36)
     assert caps & 2 and ext_base == 1
@@ -244,12 +244,12 @@ def test_memory_too_small(make_mem: MakeMem, debian_kernel: bytes, size: int, me
 
 def test_framebuffer_inside_ram_is_refused(make_mem: MakeMem, debian_kernel: bytes) -> None:
     with pytest.raises(BootError, match="overlaps guest RAM"):
-        load_bzimage(make_mem(MEMORY), debian_kernel, "", None, FramebufferInfo(0x800000, 640, 480))
+        load_bzimage(make_mem(MEMORY), debian_kernel, "", None, ScreenInfo(0x800000, 640, 480))
 
 
 def test_refused_load_leaves_memory_untouched(make_mem: MakeMem, debian_kernel: bytes) -> None:
     mem = make_mem(MEMORY)
-    bad_fb = FramebufferInfo(0x800000, 640, 480)
+    bad_fb = ScreenInfo(0x800000, 640, 480)
     with pytest.raises(BootError):
         load_bzimage(mem, debian_kernel, "console=ttyS0", b"initrd" * 100, bad_fb)
     assert mem.read(layout.ZERO_PAGE, 0x1000) == bytes(0x1000)

@@ -18,13 +18,13 @@ from vmgui.vmm.boot.e820 import E820Entry, build_e820
 from vmgui.vmm.boot.errors import BootError
 from vmgui.vmm.boot.mptable import build_mptable
 from vmgui.vmm.boot.pvh import load_pvh
-from vmgui.vmm.boot.screen_info import FramebufferInfo
+from vmgui.vmm.boot.screen_info import ScreenInfo
 
 __all__ = [
     "BootError",
     "CpuState",
     "E820Entry",
-    "FramebufferInfo",
+    "ScreenInfo",
     "Segment",
     "build_e820",
     "build_mptable",

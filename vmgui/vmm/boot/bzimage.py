@@ -24,7 +24,7 @@ from vmgui.vmm.boot.e820 import E820_RAM, E820Entry, build_e820
 from vmgui.vmm.boot.errors import BootError
 from vmgui.vmm.boot.paging import write_identity_page_tables
 from vmgui.vmm.boot.placement import encode_cmdline, place_initrd, ram_top_below_4g
-from vmgui.vmm.boot.screen_info import FramebufferInfo, encode_screen_info
+from vmgui.vmm.boot.screen_info import ScreenInfo, encode_screen_info
 from vmgui.vmm.memory import GuestMemory
 
 HDRS_MAGIC = b"HdrS"
@@ -132,7 +132,7 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def _check_framebuffer(fb: FramebufferInfo, e820: list[E820Entry]) -> None:
+def _check_framebuffer(fb: ScreenInfo, e820: list[E820Entry]) -> None:
     for e in e820:
         if e.type == E820_RAM and fb.base < e.end and e.addr < fb.base + fb.size:
             raise BootError(f"framebuffer at {fb.base:#x} overlaps guest RAM")
@@ -143,7 +143,7 @@ def load_bzimage(
     kernel: bytes,
     cmdline: str,
     initrd: bytes | None = None,
-    framebuffer: FramebufferInfo | None = None,
+    framebuffer: ScreenInfo | None = None,
     rsdp_addr: int | None = None,
 ) -> CpuState:
     """Load `kernel` (a bzImage) and its boot structures into `mem`; return the entry state."""

@@ -20,8 +20,12 @@ _LFB_UNIT = 64 * 1024
 
 
 @record(frozen=True)
-class FramebufferInfo:
-    """A guest-physical x8r8g8b8 framebuffer: `stride` bytes per line (defaults to width*4)."""
+class ScreenInfo:
+    """What the boot protocol tells Linux about the linear framebuffer (struct screen_info).
+
+    The loader's own view, kept apart from `devices.framebuffer.FramebufferInfo` (the device's
+    memslot, page-rounded) as linux-loader keeps its boot parameters apart from devices.
+    """
 
     base: int
     width: int
@@ -37,7 +41,7 @@ class FramebufferInfo:
         return self.line_length * self.height
 
 
-def encode_screen_info(fb: FramebufferInfo) -> bytes:
+def encode_screen_info(fb: ScreenInfo) -> bytes:
     """The 64-byte struct screen_info (include/uapi/linux/screen_info.h) for `fb`."""
     if not (0 < fb.width <= 0xFFFF and 0 < fb.height <= 0xFFFF):
         raise BootError(f"framebuffer size {fb.width}x{fb.height} is out of range")

@@ -388,6 +388,9 @@ class QmpServer:
         A client that has not read its previous messages yet is skipped this round: its damage
         accumulates in the Framebuffer's tracker and goes out as one event once it catches up.
         """
+        loop = asyncio.get_running_loop()
+        period = 1 / DAMAGE_HZ
+        next_tick = loop.time()
         try:
             while True:
                 subscribed = [c for c in self._clients if c.damage and not c.closed]
@@ -399,7 +402,11 @@ class QmpServer:
                     rects = self.control.dirty(client.number)
                     if rects:
                         client.send(_event(DAMAGE_EVENT, {"rects": [r.as_dict() for r in rects]}))
-                await asyncio.sleep(1 / DAMAGE_HZ)
+                # Fixed ticks, not a fixed pause after each pass: the pass's own time would
+                # otherwise come on top and hold the rate below DAMAGE_HZ. A late pass skips
+                # the ticks it missed instead of bursting to catch up.
+                next_tick = max(next_tick + period, loop.time())
+                await asyncio.sleep(next_tick - loop.time())
         except Exception:  # keep the control socket alive; a new subscription restarts this
             log.exception("damage loop failed")
         finally:

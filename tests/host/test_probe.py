@@ -7,22 +7,27 @@ import concurrent.futures
 
 import pytest
 
+from tests.host.verdicts import (
+    CPU,
+    EMULATED_CALIBRATION,
+    GUEST_CPU,
+    HARDWARE_CALIBRATION,
+    HOST,
+    USABLE,
+    measured_status,
+    sample,
+)
 from tests.support import need_kvm
-from vmgui.host.probe import emulation_warning, judge, probe_host_async
+from vmgui.host.probe import HARDWARE_RATIO, emulation_warning, judge, probe_host_async
 from vmgui.model.host import (
     Calibration,
     DomainCapabilities,
-    HostCpu,
     HostStatus,
     KvmDevice,
     KvmModule,
-    SpeedSample,
     Verdict,
 )
 
-CPU = HostCpu("GenuineIntel", "Core i7", 8, "vmx")
-GUEST_CPU = HostCpu("AuthenticAMD", "EPYC", 2, "", True, "kvm", "docker")
-USABLE = KvmDevice(present=True, readable=True, writable=True, opened=True, api_version=12)
 DENIED = KvmDevice(
     present=True,
     problem="permission denied opening /dev/kvm (owner group 'kvm', mode 0660)",
@@ -31,24 +36,15 @@ DENIED = KvmDevice(
 TCG = DomainCapabilities("qemu:///session", "x86_64", domain_types=("qemu",))
 
 
-def sample(where: str, ips: float) -> SpeedSample:
-    return SpeedSample(where, int(ips * 0.05 / 2), 0.05, int(ips * 0.05))
-
-
-HOST = sample("host", 5e9)
-
-
 def test_hardware_assisted_when_ring0_runs_near_native() -> None:
-    c = Calibration(HOST, sample("ring0", 4.5e9), sample("ring3", 4.9e9))
-    j = judge(CPU, KvmModule("kvm_intel", nested=False), USABLE, c)
+    j = judge(CPU, KvmModule("kvm_intel", nested=False), USABLE, HARDWARE_CALIBRATION)
     assert j.verdict is Verdict.HARDWARE_ASSISTED
     assert j.headline.startswith("Hardware-assisted")
     assert any("nested=N" in a for a in j.advice)
 
 
 def test_emulated_when_ring0_is_a_thousand_times_slower() -> None:
-    c = Calibration(HOST, sample("ring0", 4e6), sample("ring3", 4.8e9))
-    j = judge(GUEST_CPU, KvmModule("kvm_pvm"), USABLE, c)
+    j = judge(GUEST_CPU, KvmModule("kvm_pvm"), USABLE, EMULATED_CALIBRATION)
     assert j.verdict is Verdict.EMULATED
     assert j.headline == (
         "Emulated: 4.0 million instructions/s in guest kernel mode -- guests will be very slow"
@@ -86,7 +82,14 @@ def test_connections_need_a_fetcher() -> None:
         asyncio.run(probe_host_async(connections=["test:///default"], measure=False))
 
 
-def test_full_probe_on_this_machine_is_emulated_from_the_measurement() -> None:
+def assert_emulated_warning(status: HostStatus) -> None:
+    assert status.verdict is Verdict.EMULATED, status.reason
+    warning = emulation_warning(status)
+    assert warning.startswith("Guest kernel code is emulated on this computer (")
+    assert "Domain type 'qemu' (TCG) is faster here." in warning
+
+
+def test_full_probe_on_this_machine_takes_its_verdict_from_the_measurement() -> None:
     need_kvm()
     fetched: list[str] = []
 
@@ -97,17 +100,25 @@ def test_full_probe_on_this_machine_is_emulated_from_the_measurement() -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         status = asyncio.run(probe_host_async(connections=["a:///"], fetch=fetch, executor=pool))
     assert status.kvm.usable and status.can_run_vms
-    assert status.verdict is Verdict.EMULATED, status.reason
     assert status.calibration is not None and status.calibration.ring0 is not None
     assert status.reason.startswith("measured:")
     assert fetched == ["a:///"] and status.connections[0].uri == "a:///"
-    warning = emulation_warning(status)
-    assert warning.startswith("Guest kernel code is emulated on this computer (")
-    assert "Domain type 'qemu' (TCG) is faster here." in warning
+    # Whichever the CPU is: ring 0 either runs near native (VT-x/AMD-V) or is emulated.
+    ratio = status.calibration.ratio(status.calibration.ring0)
+    assert ratio is not None
+    if status.verdict is Verdict.HARDWARE_ASSISTED:
+        assert ratio >= HARDWARE_RATIO, status.reason
+        assert emulation_warning(status) == ""
+    else:
+        assert ratio < HARDWARE_RATIO, status.reason
+        assert_emulated_warning(status)
+
+
+def test_emulated_status_warns_with_the_measured_speed() -> None:
+    status = measured_status(Verdict.EMULATED)
+    assert_emulated_warning(status)
+    assert "(4.0 million instructions/s)" in emulation_warning(status)
 
 
 def test_no_emulation_warning_when_hardware_assisted() -> None:
-    c = Calibration(HOST, sample("ring0", 4.5e9), sample("ring3", 4.9e9))
-    j = judge(CPU, KvmModule("kvm_intel"), USABLE, c)
-    status = HostStatus(j.verdict, j.headline, j.reason, j.advice, calibration=c)
-    assert emulation_warning(status) == ""
+    assert emulation_warning(measured_status(Verdict.HARDWARE_ASSISTED)) == ""

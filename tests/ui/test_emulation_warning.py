@@ -1,5 +1,6 @@
-"""The start warning for KVM guests on this host, whose real probe measures ring 0 as emulated:
-a window-modal question that leaves the event loop running; Cancel means do not start."""
+"""The start warning for KVM guests where ring 0 is emulated: a window-modal question that leaves
+the event loop running; Cancel means do not start. This host's real probe decides whether it
+asks here; a plain-data sample covers the verdict this machine does not have."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from tests.fixtures.libvirtd import write_test_driver_xml
+from tests.host.verdicts import measured_status
 from tests.support import need, need_kvm
 from tests.ui.conftest import run_until
 from vmgui.host.probe import emulation_warning, probe_host_async
@@ -33,9 +35,15 @@ VM_XML = """<domain type='{type}'><name>{name}</name><memory unit='MiB'>64</memo
 @pytest.fixture(scope="module")
 def host_status() -> HostStatus:
     need_kvm()
-    status = asyncio.run(probe_host_async())
-    assert status.verdict is Verdict.EMULATED, "this machine's ring 0 is emulated (kvm_pvm)"
-    return status
+    return asyncio.run(probe_host_async())
+
+
+@pytest.fixture(scope="module")
+def emulated_status(host_status: HostStatus) -> HostStatus:
+    """This host's real measurement where it emulates ring 0 (kvm_pvm), else a measured sample."""
+    if host_status.verdict is Verdict.EMULATED:
+        return host_status
+    return measured_status(Verdict.EMULATED)
 
 
 def _warning_box() -> QMessageBox | None:
@@ -71,42 +79,60 @@ def _answer(qt_loop: asyncio.AbstractEventLoop, coro: Any, button_text: str) -> 
     return result, text
 
 
-def test_kvm_vm_on_this_host_warns_and_cancel_refuses(
-    qt_loop: asyncio.AbstractEventLoop, qtbot: QtBot, host_status: HostStatus
+def test_kvm_vm_on_an_emulating_host_warns_and_cancel_refuses(
+    qt_loop: asyncio.AbstractEventLoop, qtbot: QtBot, emulated_status: HostStatus
 ) -> None:
     parent = QWidget()
     parent.setAttribute(Qt.WidgetAttribute.WA_QuitOnClose, False)
     qtbot.addWidget(parent)
     parent.show()
-    coro = confirm_start_if_emulated(parent, "kvm", host_status, "web1")
+    coro = confirm_start_if_emulated(parent, "kvm", emulated_status, "web1")
     proceed, info = _answer(qt_loop, coro, "Cancel")
     assert proceed is False
     assert "Start “web1” with KVM?" in info
-    assert emulation_warning(host_status) in info
+    assert emulation_warning(emulated_status) in info
     assert "Use QEMU software emulation (TCG) instead" in info and "'qemu'" in info
 
 
 def test_start_anyway_proceeds(
-    qt_loop: asyncio.AbstractEventLoop, qtbot: QtBot, host_status: HostStatus
+    qt_loop: asyncio.AbstractEventLoop, qtbot: QtBot, emulated_status: HostStatus
 ) -> None:
     proceed, _text = _answer(
-        qt_loop, confirm_start_if_emulated(None, "kvm", host_status), START_ANYWAY
+        qt_loop, confirm_start_if_emulated(None, "kvm", emulated_status), START_ANYWAY
     )
     assert proceed is True
 
 
 def test_no_question_when_there_is_nothing_to_warn_about(
-    qt_loop: asyncio.AbstractEventLoop, host_status: HostStatus
+    qt_loop: asyncio.AbstractEventLoop, emulated_status: HostStatus
 ) -> None:
+    hardware = measured_status(Verdict.HARDWARE_ASSISTED)
+
     async def ask_all() -> list[bool]:
         return [
-            await confirm_start_if_emulated(None, "qemu", host_status),  # TCG is the advice
+            await confirm_start_if_emulated(None, "qemu", emulated_status),  # TCG is the advice
             await confirm_start_if_emulated(None, "kvm", None),  # host not measured (yet)
-            await confirm_start_if_emulated(None, "kvm", host_status, uri="qemu+ssh://far/system"),
+            await confirm_start_if_emulated(None, "kvm", hardware),  # nothing to warn about
+            await confirm_start_if_emulated(
+                None, "kvm", emulated_status, uri="qemu+ssh://far/system"
+            ),
         ]
 
-    assert qt_loop.run_until_complete(ask_all()) == [True, True, True]
+    assert qt_loop.run_until_complete(ask_all()) == [True, True, True, True]
     assert _warning_box() is None
+
+
+def test_this_hosts_measurement_decides_whether_a_kvm_start_asks(
+    qt_loop: asyncio.AbstractEventLoop, host_status: HostStatus
+) -> None:
+    coro = confirm_start_if_emulated(None, "kvm", host_status, "web1")
+    if host_status.verdict is Verdict.EMULATED:
+        proceed, info = _answer(qt_loop, coro, "Cancel")
+        assert proceed is False and emulation_warning(host_status) in info
+    else:
+        assert host_status.verdict is Verdict.HARDWARE_ASSISTED, host_status.reason
+        assert qt_loop.run_until_complete(coro) is True
+        assert _warning_box() is None
 
 
 @pytest.fixture
@@ -126,7 +152,7 @@ def test_backend(qt_loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator
 
 
 def test_confirm_start_reads_the_vm_type_from_the_backend(
-    qt_loop: asyncio.AbstractEventLoop, host_status: HostStatus, test_backend: Any
+    qt_loop: asyncio.AbstractEventLoop, emulated_status: HostStatus, test_backend: Any
 ) -> None:
     from vmgui.model import VmConfig
 
@@ -136,10 +162,12 @@ def test_confirm_start_reads_the_vm_type_from_the_backend(
     tcg_vm = qt_loop.run_until_complete(
         test_backend.define(VmConfig(name="tcg-guest", memory_mib=64, domain_type="qemu"))
     )
-    assert qt_loop.run_until_complete(confirm_start(None, test_backend, tcg_vm.vm_id, host_status))
+    assert qt_loop.run_until_complete(
+        confirm_start(None, test_backend, tcg_vm.vm_id, emulated_status)
+    )
     proceed, text = _answer(
         qt_loop,
-        confirm_start(None, test_backend, kvm_vm.vm_id, host_status, "kvm-guest"),
+        confirm_start(None, test_backend, kvm_vm.vm_id, emulated_status, "kvm-guest"),
         "Cancel",
     )
     assert proceed is False and "kvm-guest" in text and SWITCH_AND_START in text
@@ -147,13 +175,15 @@ def test_confirm_start_reads_the_vm_type_from_the_backend(
     # The offered way out really changes the VM, then lets the start go ahead.
     proceed, _text = _answer(
         qt_loop,
-        confirm_start(None, test_backend, kvm_vm.vm_id, host_status, "kvm-guest"),
+        confirm_start(None, test_backend, kvm_vm.vm_id, emulated_status, "kvm-guest"),
         SWITCH_AND_START,
     )
     assert proceed is True
     settings = qt_loop.run_until_complete(test_backend.get_settings(kvm_vm.vm_id))
     assert settings.domain_type == "qemu"
-    assert qt_loop.run_until_complete(confirm_start(None, test_backend, kvm_vm.vm_id, host_status))
+    assert qt_loop.run_until_complete(
+        confirm_start(None, test_backend, kvm_vm.vm_id, emulated_status)
+    )
 
 
 def test_host_status_cache_probes_once(
@@ -166,7 +196,6 @@ def test_host_status_cache_probes_once(
         return a, b
 
     a, b = qt_loop.run_until_complete(twice())
-    assert a is b and a.verdict is Verdict.EMULATED
+    assert a is b and a.verdict is host_status.verdict
     cache.set(host_status)
     assert qt_loop.run_until_complete(cache()) is host_status
-

@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt, QTimer
 from pytestqt.qtbot import QtBot
 
+from tests.host.verdicts import measured_status
 from tests.support import need_kvm
 from vmgui.app import make_backend
 from vmgui.host.probe import judge
@@ -27,6 +29,33 @@ from vmgui.model.host import (
 from vmgui.ui.host_page import HostPage
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def assert_measured_page(page: HostPage, status: HostStatus) -> None:
+    """The page shows a measured `status` (emulated or hardware-assisted) with its evidence."""
+    assert page.section_titles() == ["Processor", "KVM (/dev/kvm)", "Measured guest speed"]
+    text = page.text()
+    assert "Guest ring 0" in text and status.module.name in text
+    if status.verdict is Verdict.EMULATED:
+        assert page.headline.text().startswith("Emulated: ")
+        assert "#f9ab00" in page.banner.styleSheet()  # amber banner
+        assert "TCG" in text
+    else:
+        assert status.verdict is Verdict.HARDWARE_ASSISTED, status.reason
+        assert page.headline.text().startswith("Hardware-assisted: ")
+        assert "#34a853" in page.banner.styleSheet()  # green banner
+        assert "type 'kvm'" in text
+
+
+@pytest.mark.parametrize("verdict", [Verdict.EMULATED, Verdict.HARDWARE_ASSISTED])
+def test_measured_status_of_either_verdict_is_shown(qtbot: QtBot, verdict: Verdict) -> None:
+    """Both verdicts a measurement gives, whichever this machine has."""
+    status = measured_status(verdict)
+    page = HostPage()
+    qtbot.addWidget(page)
+    page.set_status(status)
+    assert page.headline.text() == status.headline
+    assert_measured_page(page, status)
 
 
 def test_probe_on_the_loop_shows_the_same_verdict_as_the_cli(
@@ -55,14 +84,11 @@ def test_probe_on_the_loop_shows_the_same_verdict_as_the_cli(
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     doc = json.loads(cli.stdout)
-    assert status.verdict.value == doc["verdict"] == "emulated"
+    assert status.verdict.value == doc["verdict"]
     assert page.headline.text() == status.headline
-    assert page.headline.text().startswith("Emulated: ") and doc["headline"].startswith(
-        "Emulated: "
-    )
-    assert page.section_titles() == ["Processor", "KVM (/dev/kvm)", "Measured guest speed"]
-    text = page.text()
-    assert "Guest ring 0" in text and "kvm_pvm" in text and "TCG" in text
+    assert_measured_page(page, status)
+    first_word = page.headline.text().split()[0]
+    assert doc["headline"].startswith(first_word)
     assert not page.grab().isNull()
 
     # "Check again" runs a fresh probe on the same loop and replaces the shown status.

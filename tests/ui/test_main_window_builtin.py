@@ -28,7 +28,7 @@ Build = Callable[..., Path]
 
 
 def accept_emulation_warnings(qt_loop: asyncio.AbstractEventLoop) -> None:
-    """This host emulates guest ring 0: Start asks first; our tiny guests do not mind."""
+    """Where this host emulates guest ring 0, Start asks first; our tiny guests do not mind."""
     for w in QApplication.topLevelWidgets():
         if isinstance(w, QMessageBox) and w.objectName() == "emulationWarning" and w.isVisible():
             w.buttons()[0].click()

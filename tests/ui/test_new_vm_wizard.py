@@ -1,6 +1,7 @@
 """The New VM wizard driven like a user (widgets set, Next/Create pressed) against the private
-libvirtd: it defines real TCG guests, picks 'qemu' with the emulation warning on this host
-(from the real host probe), and refuses bad input with a sentence while keeping every field."""
+libvirtd: it defines real TCG guests, picks the domain type the real host probe advises ('qemu'
+with the emulation warning where ring 0 is emulated), and refuses bad input with a sentence
+while keeping every field."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import QAbstractButton, QCheckBox, QRadioButton, QWizard
 from pytestqt.qtbot import QtBot
 
 from tests.fixtures.libvirtd import PrivateLibvirtd
+from tests.host.verdicts import measured_status
 from tests.support import need_kvm
 from tests.ui.conftest import run_until
 from vmgui.host.probe import emulation_warning, probe_host_async
@@ -158,11 +160,19 @@ def test_creates_tcg_vm_with_new_disk_and_kernel_boot(
 
     page = wizard.naming
     assert page.vm_name() == "vmlinuz"  # proposed from the kernel's file name
-    # This host measures ring 0 as emulated: 'qemu' by default, and the warning says why.
-    assert host_status.verdict is Verdict.EMULATED
-    assert page.qemu_radio.isChecked() and page.domain_type() == "qemu"
-    assert page.warning.isVisible()
-    assert page.warning.text() == emulation_warning(host_status)
+    if host_status.verdict is Verdict.EMULATED:
+        # Ring 0 measured as emulated: 'qemu' by default, and the warning says why.
+        assert page.qemu_radio.isChecked() and page.domain_type() == "qemu"
+        assert page.warning.isVisible()
+        assert page.warning.text() == emulation_warning(host_status)
+    else:
+        # Hardware-assisted: 'kvm' wherever the daemon offers it, and nothing to warn about.
+        assert host_status.verdict is Verdict.HARDWARE_ASSISTED, host_status.reason
+        offered = page.kvm_radio.isEnabled()
+        assert page.domain_type() == ("kvm" if offered else "qemu")
+        assert not page.warning.isVisible() and page.warning.text() == ""
+        _click(qtbot, page.qemu_radio)  # this test makes a TCG guest either way
+        assert page.domain_type() == "qemu"
     _type_name(qtbot, wizard, name)
     assert not page.name_error.isVisible()
     _click(qtbot, wizard.button(NEXT))
@@ -408,9 +418,14 @@ def test_cancel_while_creating_undoes_what_lands(
 
 def test_type_advice_follows_the_measurement_and_the_connection(host_status: HostStatus) -> None:
     both = DomainCapabilities(uri="qemu:///system", domain_types=("kvm", "qemu"))
-    advice = rules.type_advice("qemu:///system", host_status, both)
-    assert advice.default == "qemu" and advice.kvm_offered  # emulated ring 0 here
-    assert advice.warning == emulation_warning(host_status)
+    # This host's real measurement, then both verdicts a measurement gives.
+    samples = (measured_status(Verdict.EMULATED), measured_status(Verdict.HARDWARE_ASSISTED))
+    for status in (host_status, *samples):
+        assert status.verdict in (Verdict.EMULATED, Verdict.HARDWARE_ASSISTED), status.reason
+        emulated = status.verdict is Verdict.EMULATED
+        advice = rules.type_advice("qemu:///system", status, both)
+        assert advice.default == ("qemu" if emulated else "kvm") and advice.kvm_offered
+        assert advice.warning == emulation_warning(status) and bool(advice.warning) == emulated
     # A remote daemon runs guests on its own CPU: this host's measurement says nothing there.
     remote = DomainCapabilities(uri="qemu+ssh://far/system", domain_types=("kvm", "qemu"))
     far = rules.type_advice("qemu+ssh://far/system", host_status, remote)

@@ -19,6 +19,7 @@ APP_PKGS=(
 TEST_PKGS=(
   xvfb gcc-multilib binutils desktop-file-utils appstream cpio xz-utils zstd
   procps iproute2 acpica-tools systemd grub-pc-bin grub-common xorriso mtools sasl2-bin
+  openssh-server
 )
 
 as_root() {

@@ -45,6 +45,7 @@ class QemuVnc:
     qmp: Path
     dump: Path
     process: subprocess.Popen[bytes]
+    tcp_port: int = 0  # a third, password-less display on 127.0.0.1 when asked for
 
 
 def build_grub_iso(directory: Path, config: str = GRUB_CFG) -> Path:
@@ -60,9 +61,11 @@ def build_grub_iso(directory: Path, config: str = GRUB_CFG) -> Path:
 
 
 @contextlib.contextmanager
-def running_qemu(directory: Path) -> Iterator[QemuVnc]:
+def running_qemu(directory: Path, tcp_port: int = 0) -> Iterator[QemuVnc]:
+    """QEMU with its displays; `tcp_port` (5900 + N) adds one listening on 127.0.0.1."""
     qemu = need_tool("qemu-system-x86_64")
     iso = build_grub_iso(directory)
+    tcp = ["-vnc", f"127.0.0.1:{tcp_port - 5900},id=tcp"] if tcp_port else []
     vm = QemuVnc(
         vnc=directory / "vnc.sock",
         locked_vnc=directory / "locked.sock",
@@ -72,12 +75,13 @@ def running_qemu(directory: Path) -> Iterator[QemuVnc]:
             [
                 qemu, "-display", "none", "-nodefaults", "-no-user-config",
                 "-machine", "pc,accel=tcg", "-m", "64", "-vga", "std", "-cdrom", str(iso),
-                "-vnc", f"unix:{directory / 'vnc.sock'}",
+                "-vnc", f"unix:{directory / 'vnc.sock'}", *tcp,
                 "-vnc", f"unix:{directory / 'locked.sock'},id=locked,password=on",
                 "-qmp", f"unix:{directory / 'qmp.sock'},server=on,wait=off",
             ],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         ),
+        tcp_port=tcp_port,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -18,6 +18,7 @@ from tests.ui.conftest import run, run_until
 from tests.vmm.test_qmp_machine import fb_pixel
 from vmgui.console import open_source
 from vmgui.console.shm_source import SharedFramebufferSource
+from vmgui.console.source import FramebufferSource
 from vmgui.console.terminal import TerminalSession
 from vmgui.ui.console import keys
 from vmgui.ui.console.panel import ConsolePanel
@@ -26,6 +27,20 @@ from vmgui.ui.console.view import ConsoleView, Scale
 pytestmark = [pytest.mark.kvm, pytest.mark.slow]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 W, H = 320, 200
+
+
+def started_view(
+    qtbot: Any, loop: asyncio.AbstractEventLoop, source: FramebufferSource, w: int, h: int
+) -> ConsoleView:
+    """Start `source` and show it 1:1 in a ConsoleView with room for a `w`x`h` guest screen."""
+    run(loop, source.start())
+    view = ConsoleView()
+    qtbot.addWidget(view)
+    view.attach(source)
+    view.set_scale(Scale.ONE_TO_ONE)
+    view.resize(w + 40, h + 30)
+    view.show()
+    return view
 
 
 def grabbed_guest(view: ConsoleView) -> QImage:
@@ -55,13 +70,7 @@ def test_view_shows_the_guest_framebuffer_and_its_changes(
     vmm = console_vmm("fb_pattern", "--framebuffer", f"{W}x{H}", "--cmdline", f"fb={W}x{H}")
     source = open_source(vmm.endpoint)
     assert isinstance(source, SharedFramebufferSource)
-    run(qt_loop, source.start())
-    view = ConsoleView()
-    qtbot.addWidget(view)
-    view.attach(source)
-    view.set_scale(Scale.ONE_TO_ONE)
-    view.resize(W + 40, H + 30)
-    view.show()
+    view = started_view(qtbot, qt_loop, source, W, H)
     run(qt_loop, asyncio.to_thread(vmm.read_serial_until, b"drawn"))
     run_until(qt_loop, lambda: not pattern_mismatches(grabbed_guest(view), {}), what="the pattern")
     # A still guest screen: no damage pushed, nothing repainted (after the last rows' damage).

@@ -1,0 +1,86 @@
+"""The console widget on a built-in VM booted through firmware (/dev/kvm): SeaBIOS boots a GRUB
+ISO, the widget shows GRUB's text screen from ramfb, and keys typed into the widget pick a menu
+entry (the path a person takes to choose a boot entry)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from tests.guests.grub_iso import build_grub_iso
+from tests.ui.conftest import run, run_until
+from tests.ui.console.test_console_vmm import started_view
+from tests.vmm.firmware.test_firmware_boot import (
+    GRUB_CFG,
+    KEY_TIMEOUT,
+    MENU_TIMEOUT,
+    FirmwareVm,
+    need_seabios,
+)
+from vmgui.console import open_source
+from vmgui.model.console import SharedFramebufferEndpoint
+from vmgui.ui.console.view import ConsoleView
+
+pytestmark = [pytest.mark.kvm, pytest.mark.slow]
+#: The ramfb mode SeaBIOS's VGA ROM sets up (tests/vmm/firmware/test_firmware_boot.py).
+FB_W, FB_H = 1024, 768
+SOCKET_TIMEOUT = 60.0
+
+
+def wait_socket(vm: FirmwareVm, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(vm.sock):
+        assert vm.proc.poll() is None, f"VMM exited: {vm.stderr()}"
+        assert time.monotonic() < deadline, "QMP socket never appeared"
+        time.sleep(0.05)
+
+
+def lit_rows_in_grab(view: ConsoleView) -> int:
+    """Text rows (16 pixel lines) with a lit pixel in the widget's own pixels, cropped to where
+    it placed the guest image: GRUB's menu lights 10 or more, a blank screen none."""
+    x, y, k = view._placement()
+    assert k == 1.0
+    image = view.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    guest = image.copy(int(x), int(y), FB_W, FB_H)
+    rows = set()
+    for py in range(0, FB_H, 2):
+        if py // 16 in rows:
+            continue
+        if any(guest.pixel(px, py) & 0xFFFFFF for px in range(0, FB_W, 2)):
+            rows.add(py // 16)
+    return len(rows)
+
+
+def test_keys_typed_into_the_console_widget_choose_a_grub_entry(
+    tmp_path: Path, qtbot: Any, qt_loop: asyncio.AbstractEventLoop
+) -> None:
+    need_seabios()
+    iso = build_grub_iso(tmp_path, GRUB_CFG)
+    vm = FirmwareVm(tmp_path, f"{iso},ro")
+    try:
+        wait_socket(vm, SOCKET_TIMEOUT)
+        source = open_source(SharedFramebufferEndpoint(vm.sock))
+        view = started_view(qtbot, qt_loop, source, FB_W, FB_H)
+
+        # Off the GUI thread: the widget keeps consuming the VMM's framebuffer updates meanwhile.
+        run(qt_loop, asyncio.to_thread(vm.wait_for, b"Second entry", MENU_TIMEOUT))
+        run_until(
+            qt_loop, lambda: lit_rows_in_grab(view) >= 10, MENU_TIMEOUT, "GRUB's menu in the widget"
+        )
+
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton)
+        assert view.captured
+        qtbot.keyClick(view, Qt.Key.Key_Down)
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+        run(qt_loop, asyncio.to_thread(vm.wait_for, b"MARKER-SECOND", KEY_TIMEOUT))
+        assert b"MARKER-FIRST" not in vm.output()
+        run(qt_loop, source.close())
+    finally:
+        vm.close()

@@ -42,6 +42,15 @@ def wait_socket(vm: FirmwareVm, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def wait_serial(loop: asyncio.AbstractEventLoop, vm: FirmwareVm, text: bytes, timeout: float) -> None:
+    """Poll the serial file from the test loop itself, so the widget keeps taking framebuffer
+    updates meanwhile. (A worker thread's result reaching the qasync loop through
+    call_soon_threadsafe was once never delivered here, and the test hung past its timeout.)"""
+    run_until(loop, lambda: text in vm.output() or vm.proc.poll() is not None, timeout,
+              f"{text!r} on serial")
+    assert text in vm.output(), f"VMM exited ({vm.stderr()}) before {text!r}"
+
+
 def lit_rows_in_grab(view: ConsoleView) -> int:
     """Text rows (16 pixel lines) with a lit pixel in the widget's own pixels, cropped to where
     it placed the guest image: GRUB's menu lights 10 or more, a blank screen none."""
@@ -69,8 +78,7 @@ def test_keys_typed_into_the_console_widget_choose_a_grub_entry(
         source = open_source(SharedFramebufferEndpoint(vm.sock))
         view = started_view(qtbot, qt_loop, source, FB_W, FB_H)
 
-        # Off the GUI thread: the widget keeps consuming the VMM's framebuffer updates meanwhile.
-        run(qt_loop, asyncio.to_thread(vm.wait_for, b"Second entry", MENU_TIMEOUT))
+        wait_serial(qt_loop, vm, b"Second entry", MENU_TIMEOUT)
         run_until(
             qt_loop, lambda: lit_rows_in_grab(view) >= 10, MENU_TIMEOUT, "GRUB's menu in the widget"
         )
@@ -79,7 +87,7 @@ def test_keys_typed_into_the_console_widget_choose_a_grub_entry(
         assert view.captured
         qtbot.keyClick(view, Qt.Key.Key_Down)
         qtbot.keyClick(view, Qt.Key.Key_Return)
-        run(qt_loop, asyncio.to_thread(vm.wait_for, b"MARKER-SECOND", KEY_TIMEOUT))
+        wait_serial(qt_loop, vm, b"MARKER-SECOND", KEY_TIMEOUT)
         assert b"MARKER-FIRST" not in vm.output()
         run(qt_loop, source.close())
     finally:

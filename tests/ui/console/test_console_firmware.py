@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -67,9 +69,31 @@ def lit_rows_in_grab(view: ConsoleView) -> int:
     return len(rows)
 
 
+#: Set in the child pytest process that runs the test body (see the test's docstring).
+IN_OWN_PROCESS = "VMGUI_FIRMWARE_CONSOLE_OWN_PROCESS"
+#: Two SeaBIOS+GRUB stages in emulated guest code: about 2 minutes here, 4 on a loaded machine.
+OWN_PROCESS_TIMEOUT_S = 840
+
+
+@pytest.mark.timeout(OWN_PROCESS_TIMEOUT_S + 60)
 def test_keys_typed_into_the_console_widget_choose_a_grub_entry(
     tmp_path: Path, qtbot: Any, qt_loop: asyncio.AbstractEventLoop
 ) -> None:
+    """Runs its body in a pytest process of its own. After the rest of the suite in one process
+    (twice, in CI-style runs) the qasync loop stopped firing its timers in the minutes this test
+    waits for GRUB, so the widget never sent the keys and nothing could time out; alone it
+    passes every time. Not found yet: which earlier test leaves Qt in that state."""
+    if os.environ.get(IN_OWN_PROCESS) != "1":
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"--timeout={OWN_PROCESS_TIMEOUT_S}",
+             f"{__file__}::test_keys_typed_into_the_console_widget_choose_a_grub_entry"],
+            env={**os.environ, IN_OWN_PROCESS: "1"},
+            capture_output=True, text=True, timeout=OWN_PROCESS_TIMEOUT_S + 30, check=False,
+        )
+        assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
+        assert "1 passed" in child.stdout, child.stdout[-2000:]
+        return
     need_seabios()
     iso = build_grub_iso(tmp_path, GRUB_CFG)
     vm = FirmwareVm(tmp_path, f"{iso},ro")

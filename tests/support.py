@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,18 @@ def need_tool(name: str) -> str:
     need(path, f"{name} is not installed (./setup.sh test installs it)")
     assert path is not None
     return path
+
+
+def assemble(source: str, tmp_path: Path, arch: str = "--64") -> bytes:
+    """Flat machine code of GNU assembler `source` (`arch`: as's --32 or --64; `.code16` for
+    real mode), via binutils: test-time only, the runtime has no compiler."""
+    as_ = need_tool("as")
+    objcopy = need_tool("objcopy")
+    src, obj, flat = tmp_path / "x.s", tmp_path / "x.o", tmp_path / "x.bin"
+    src.write_text(source)
+    subprocess.run([as_, arch, "-o", str(obj), str(src)], check=True)
+    subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(flat)], check=True)
+    return flat.read_bytes()
 
 
 def need_kvm() -> None:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
-from tests.support import need_kvm, need_tool
+from tests.support import assemble, need_kvm
 from vmgui.host import calibrate as cal
 from vmgui.host.probe import HARDWARE_RATIO
-
-
-def assemble(source: str, tmp_path: Path) -> bytes:
-    """Flat machine code of `source`, via binutils (test-time only; runtime has no compiler)."""
-    as_ = need_tool("as")
-    objcopy = need_tool("objcopy")
-    src, obj, flat = tmp_path / "x.s", tmp_path / "x.o", tmp_path / "x.bin"
-    src.write_text(source)
-    subprocess.run([as_, "--64", "-o", str(obj), str(src)], check=True)
-    subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(flat)], check=True)
-    return flat.read_bytes()
 
 
 def test_embedded_guest_code_matches_its_source(tmp_path: Path) -> None:

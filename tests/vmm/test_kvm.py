@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import struct
@@ -126,6 +127,23 @@ def test_immediate_exit_returns_intr(kvm: k.Kvm) -> None:
     assert not vcpu.immediate_exit
 
 
+@pytest.mark.parametrize("how", ["this Python's enter_guest", "the ctypes one"])
+def test_enter_guest_runs_the_guest_and_comes_back_on_immediate_exit(kvm: k.Kvm, how: str) -> None:
+    """Both ways into the guest: the one chosen for this Python, and the ctypes one that Python
+    3.14+ gets (its fcntl.ioctl retries EINTR, which would spin on `immediate_exit`)."""
+    enter = k.enter_guest if how.startswith("this") else k._ctypes_enter_guest()
+    vm, vcpu, _ = real_mode_vm(kvm, bytes.fromhex("baf803b041eeebfe"))  # out 0x3f8,'A'; jmp $
+    assert enter(vcpu.fd, k.KVM_RUN) == 0
+    assert vcpu.run_state.exit_reason == k.KVM_EXIT_IO
+    assert vcpu.run_mmap[vcpu.run_state.exit.io.data_offset] == ord("A")
+    vcpu.immediate_exit = True
+    with pytest.raises(InterruptedError) as caught:
+        enter(vcpu.fd, k.KVM_RUN)
+    assert k.run_interrupted(caught.value) == k.KVM_EXIT_INTR
+    with pytest.raises(k.KvmError, match="KVM_RUN failed: Bad file descriptor"):
+        k.run_interrupted(OSError(errno.EBADF, "ignored"))
+
+
 def _kick_once(kvm: k.Kvm) -> tuple[int, str]:
     """Run `jmp $` on a fresh vCPU thread, kick it with a signal; (exit reason, detail)."""
     vm, vcpu, _ = real_mode_vm(kvm, b"\xeb\xfe")  # jmp $: runs until kicked
@@ -236,7 +254,9 @@ def test_register_state_round_trips(kvm: k.Kvm) -> None:
     # process was not granted) is not promised to survive, so set the guest table we build.
     cpuid = guest_cpuid(kvm.get_supported_cpuid())
     vcpu.set_cpuid2(cpuid)
-    assert {(e.function, e.index) for e in vcpu.get_cpuid2()} == {(e.function, e.index) for e in cpuid}
+    assert {(e.function, e.index) for e in vcpu.get_cpuid2()} == {
+        (e.function, e.index) for e in cpuid
+    }
     assert vcpu.set_msrs({0x174: 0x10}) == 1  # IA32_SYSENTER_CS
     assert vcpu.get_msrs([0x174]) == {0x174: 0x10}
 

@@ -13,15 +13,14 @@ newer kick. A Python-level no-op handler for SIGKICK must be installed by the ma
 (`install_kick_handler`); without a handler the signal would kill the process.
 
 The hot path (IO and MMIO exits) reads the kvm_run page with struct.unpack_from on the mmap and
-preallocated Structs: no ctypes attribute walks and no per-exit objects beyond the ints.
+preallocated Structs: no ctypes attribute walks and no per-exit objects beyond the ints. A port
+exit is one u64 (direction, size, port, count) looked up in a per-vCPU table of what that access
+does; its counters are read only when someone asks for statistics.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import os
 import signal
 import struct
 import threading
@@ -29,34 +28,51 @@ from collections.abc import Callable
 
 from vmgui.vmm import kvm
 from vmgui.vmm.devices.bus import Bus
-from vmgui.vmm.record import record
+from vmgui.vmm.record import TYPE_CHECKING, record
 
 SIGKICK = signal.SIGUSR1
 #: How often a stopper re-sends the kick while waiting for a vCPU to acknowledge (seconds).
 KICK_RETRY = 0.05
 MAX_EXIT_REASON = 64
 
-#: exit_reason, then (at the exit union, 24 bytes on) io: direction size port count data_offset
-_EXIT_HEADER = struct.Struct("<I20xBBHIQ")
+#: Where the loop reads the kvm_run page, as indexes into u32 and u64 views of it (an index is
+#: cheaper than an unpack): exit_reason, then at the exit union the port exit as one u64 key
+#: (direction in byte 0, size in byte 1, port in bytes 2-3, count in bytes 4-7) and its
+#: data_offset.
+_REASON_U32 = kvm.RUN_EXIT_REASON // 4
+_IO_KEY_U64 = kvm.RUN_EXIT_UNION // 8
+_IO_DATA_OFFSET_U64 = _IO_KEY_U64 + 1
+assert kvm.RUN_EXIT_REASON % 4 == 0 and kvm.RUN_EXIT_UNION % 8 == 0
 _MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
-#: Ports resolved per vCPU; beyond this (a guest sweeping the port space) lookups go to the bus.
+#: Kinds of port access (direction, size, port, count) remembered per vCPU; beyond this (a guest
+#: sweeping the port space) each access is resolved on the bus and counted in one sum.
 MAX_CACHED_PORTS = 1024
+
+# What a remembered port access does: the first item of its entry
+# (kind, exits tally, device function, its argument, access size).
+_DROP = 0  # a write to a port no device decodes: counted, nothing else
+_WRITE_BYTE = 1  # a single one-byte `out`: device.write(offset, 1, byte)
+_READ = 2  # a single `in` of any size: device.read(offset, size)
+_OTHER = 3  # string I/O, wider writes, reads no device decodes: function(hit, key, data_offset)
+
+
+def _never_called(*args: object) -> None:
+    """The function of a _DROP entry, which the loop never calls."""
+
+
+if TYPE_CHECKING:  # typing costs the VMM's start-up ~4 ms
+    from typing import Any
+
+    _PortHit = tuple[Callable[[int, int], int], Callable[[int, int, int], None], int]
+    #: Typed loosely: the kind says which of the three call shapes the function has.
+    _PortEntry = tuple[int, list[int], Callable[..., Any], Any, int]
+
 _MMIO = struct.Struct("<QQIB")  # phys_addr data len is_write
 _SYSTEM_EVENT = struct.Struct("<II")  # type ndata
 _INTERNAL = struct.Struct("<II")  # suberror ndata
 _U64 = struct.Struct("<Q")
 _UNION = kvm.RUN_EXIT_UNION
 _MMIO_DATA = _UNION + 8
-
-
-#: ioctl(2) for KVM_RUN without ctypes' errno bookkeeping: a use_errno function swaps a
-#: per-thread copy of errno around every call (~0.2-0.3 us of each exit, measured); the loop
-#: reads the thread's own errno (`_errno_location`) and only after a failed call.
-_libc = ctypes.CDLL(None)
-_run_ioctl = _libc["ioctl"]
-_run_ioctl.restype = ctypes.c_int
-_errno_location = _libc["__errno_location"]
-_errno_location.restype = ctypes.c_void_p
 
 
 def install_kick_handler() -> None:
@@ -93,16 +109,14 @@ class VcpuThread:
         self.pio = pio
         self.mmio = mmio
         self.on_event = on_event
+        #: Exits per reason, except port I/O exits: those are the sum of `_ports` tallies.
         self.exits = [0] * MAX_EXIT_REASON
-        #: Port accesses a device handled: reads, writes (elements, so `rep outsb` counts each).
-        self._handled = [0, 0]
-        #: Accesses to ports no device decodes, per port, reads and writes apart; ports beyond
-        #: Bus.MAX_TRACKED_UNHANDLED each are only summed in `_untracked` (reads, writes).
-        self._unhandled: tuple[dict[int, int], dict[int, int]] = ({}, {})
-        self._untracked = [0, 0]
-        self._ports: dict[
-            int, tuple[Callable[[int, int], int], Callable[[int, int, int], None], int] | None
-        ] = {}
+        #: Port exit key -> what it does and how often it happened (see `_port_entry`).
+        self._ports: dict[int, _PortEntry] = {}
+        #: Accesses beyond MAX_CACHED_PORTS kinds: exits, then elements read, written, read
+        #: and written to ports no device decodes.
+        self._overflow_exits = [0]
+        self._overflow = [0, 0, 0, 0]
         self.thread: threading.Thread | None = None
         self.native_id = 0
         self._cond = threading.Condition()
@@ -179,30 +193,41 @@ class VcpuThread:
         t = self.thread
         return self._done or t is None
 
+    def _port_tallies(self) -> list[tuple[int, int, bool]]:
+        """(exit key, exits, a device decodes the port) for each remembered kind of access."""
+        return [
+            (key, tally[0], kind != _DROP and (kind != _OTHER or hit is not None))
+            for key, (kind, tally, _, hit, _) in list(self._ports.items())
+        ]
+
     @property
     def pio_counts(self) -> list[int]:
-        """Port I/O seen by this vCPU: reads, writes, unhandled reads, unhandled writes."""
-        bad_reads = sum(list(self._unhandled[0].values())) + self._untracked[0]
-        bad_writes = sum(list(self._unhandled[1].values())) + self._untracked[1]
-        return [self._handled[0] + bad_reads, self._handled[1] + bad_writes, bad_reads, bad_writes]
+        """Port I/O seen by this vCPU, in elements (`rep outsb` counts each byte): reads,
+        writes, unhandled reads, unhandled writes."""
+        counts = list(self._overflow)  # reads, writes, bad reads, bad writes (bad ones apart)
+        for key, exits, handled in self._port_tallies():
+            out, elements = key & 0xFF, exits * (key >> 32)
+            counts[out + (0 if handled else 2)] += elements
+        return [counts[0] + counts[2], counts[1] + counts[3], counts[2], counts[3]]
 
     @property
     def pio_unhandled(self) -> dict[int, int]:
-        """Accesses (reads + writes) per tracked port that no device decodes."""
-        out = dict(self._unhandled[0])
-        for port, n in list(self._unhandled[1].items()):
-            out[port] = out.get(port, 0) + n
+        """Accesses (reads + writes) per port that no device decodes, for the first
+        Bus.MAX_TRACKED_UNHANDLED such ports."""
+        out: dict[int, int] = {}
+        for key, exits, handled in self._port_tallies():
+            port = key >> 16 & 0xFFFF
+            if handled or (port not in out and len(out) >= Bus.MAX_TRACKED_UNHANDLED):
+                continue
+            out[port] = out.get(port, 0) + exits * (key >> 32)
         return out
 
-    def _first_unhandled(self, port: int, direction: int, count: int) -> None:
-        tally = self._unhandled[direction]
-        if len(tally) < Bus.MAX_TRACKED_UNHANDLED:
-            tally[port] = count
-        else:
-            self._untracked[direction] += count
-
     def exit_counts(self) -> dict[str, int]:
-        return {kvm.exit_reason_name(r): n for r, n in enumerate(self.exits) if n}
+        counts = list(self.exits)
+        counts[kvm.KVM_EXIT_IO] = self._overflow_exits[0] + sum(
+            exits for _, exits, _ in self._port_tallies()
+        )
+        return {kvm.exit_reason_name(r): n for r, n in enumerate(counts) if n}
 
     # ---- the vCPU thread
 
@@ -234,18 +259,65 @@ class VcpuThread:
             self.fd.immediate_exit = False
             return True
 
-    def _port(
-        self, port: int
-    ) -> tuple[Callable[[int, int], int], Callable[[int, int, int], None], int] | None:
-        """Resolve a port once; the bus layout never changes while vCPUs run."""
-        hit = self.pio.find(port)
-        entry = None if hit is None else (hit[0].read, hit[0].write, hit[1])
-        if len(self._ports) < MAX_CACHED_PORTS:
-            self._ports[port] = entry
+    def _port_entry(self, key: int) -> _PortEntry:
+        """What a kind of port access does, decided once (the bus layout never changes while
+        vCPUs run): (kind, exits tally, device function, its argument, access size)."""
+        out, size, port, count = key & 0xFF, key >> 8 & 0xFF, key >> 16 & 0xFFFF, key >> 32
+        found = self.pio.find(port)
+        hit: _PortHit | None = None if found is None else (found[0].read, found[0].write, found[1])
+        if len(self._ports) >= MAX_CACHED_PORTS:
+            return (_OTHER, self._overflow_exits, self._port_access_overflow, hit, size)
+        entry: _PortEntry
+        if hit is None:
+            entry = (
+                (_DROP, [0], _never_called, 0, size)
+                if out
+                else (_OTHER, [0], self._port_access, hit, size)
+            )
+        elif count != 1:
+            entry = (_OTHER, [0], self._port_access, hit, size)
+        elif not out:
+            entry = (_READ, [0], hit[0], hit[2], size)
+        elif size == 1:
+            entry = (_WRITE_BYTE, [0], hit[1], hit[2], size)
+        else:
+            entry = (_OTHER, [0], self._port_access, hit, size)
+        self._ports[key] = entry
         return entry
 
+    def _port_access(self, hit: _PortHit | None, key: int, off: int) -> None:
+        """The accesses the loop does not do itself: string I/O (`rep outsb`, one device call
+        per element), wider writes, and reads of ports no device decodes (all ones)."""
+        out, size, count = key & 0xFF, key >> 8 & 0xFF, key >> 32
+        mm = self.fd.run_mmap
+        end = off + size * count
+        if end > len(mm):  # KVM's own layout; checked so that a slice cannot silently shrink
+            raise kvm.KvmError(0, f"port I/O data {off:#x}..{end:#x} is outside the kvm_run page")
+        if hit is None:
+            if not out:  # writes to nothing are dropped; reads from nothing float high
+                mm[off:end] = b"\xff" * (end - off)
+            return
+        read, write, offset = hit
+        mask = _MASKS[size]
+        for a in range(off, end, size):
+            if out:
+                write(offset, size, int.from_bytes(mm[a : a + size], "little"))
+            else:
+                mm[a : a + size] = (read(offset, size) & mask).to_bytes(size, "little")
+
+    def _port_access_overflow(self, hit: _PortHit | None, key: int, off: int) -> None:
+        """`_port_access` for kinds of access beyond MAX_CACHED_PORTS, counted in one sum."""
+        self._overflow[(key & 0xFF) + (2 if hit is None else 0)] += key >> 32
+        self._port_access(hit, key, off)
+
     def _loop(self) -> None:
-        """The hot path: one ioctl, one unpack, a dict lookup and the device call per port exit.
+        # The u32/u64 views must be released before the kvm_run page can be unmapped.
+        with memoryview(self.fd.run_mmap) as page, page.cast("I") as u32, page.cast("Q") as u64:
+            self._run(u32, u64)
+
+    def _run(self, u32: memoryview, u64: memoryview) -> None:
+        """The hot path: one ioctl, two reads of the kvm_run page, one dict lookup and the
+        device call per port exit.
 
         Port devices serialize themselves (each has its own lock), so no bus lock is taken
         here and port statistics are kept per vCPU (`pio_counts`, `pio_unhandled`). Nothing a
@@ -254,56 +326,39 @@ class VcpuThread:
         """
         fd = self.fd.fd
         mm = self.fd.run_mmap
-        ioctl = _run_ioctl
-        thread_errno = ctypes.c_int.from_address(_errno_location())  # this thread's errno
+        enter_guest = kvm.enter_guest
         exits = self.exits
-        counts = self._handled
-        unhandled = self._unhandled
-        first_unhandled = self._first_unhandled
         ports = self._ports
-        resolve = self._port
-        header = _EXIT_HEADER.unpack_from
+        entry_for = self._port_entry
+        masks = _MASKS
         mmio_unpack = _MMIO.unpack_from
         mmio_read, mmio_write = self.mmio.read, self.mmio.write
         RUN, EXIT_IO, EXIT_MMIO = kvm.KVM_RUN, kvm.KVM_EXIT_IO, kvm.KVM_EXIT_MMIO
-        at = kvm.RUN_EXIT_REASON
+        DROP, WRITE_BYTE, READ = _DROP, _WRITE_BYTE, _READ
+        REASON, IO_KEY, IO_DATA = _REASON_U32, _IO_KEY_U64, _IO_DATA_OFFSET_U64
         while True:
-            if ioctl(fd, RUN, 0) < 0:
-                err = thread_errno.value
-                if err not in (errno.EINTR, errno.EAGAIN):
-                    raise kvm.KvmError(err, f"KVM_RUN failed: {os.strerror(err)}")
-                exits[kvm.KVM_EXIT_INTR] += 1
+            try:
+                enter_guest(fd, RUN)
+            except OSError as e:
+                exits[kvm.run_interrupted(e)] += 1
                 if not self._on_kick():
                     return
                 continue
-            reason, direction, size, port, count, off = header(mm, at)
+            reason = u32[REASON]
             if reason == EXIT_IO:
-                exits[EXIT_IO] += 1
+                key = u64[IO_KEY]
                 try:
-                    entry = ports[port]
+                    kind, tally, call, arg, size = ports[key]
                 except KeyError:
-                    entry = resolve(port)
-                if entry is None:  # no device: writes dropped, reads all-ones, counted
-                    try:
-                        unhandled[direction][port] += count
-                    except KeyError:
-                        first_unhandled(port, direction, count)
-                    if not direction:
-                        mm[off : off + size * count] = b"\xff" * (size * count)
-                elif direction:  # out
-                    counts[1] += count
-                    if size == 1 and count == 1:
-                        entry[1](entry[2], 1, mm[off])
-                    else:
-                        for i in range(count):
-                            a = off + i * size
-                            entry[1](entry[2], size, int.from_bytes(mm[a : a + size], "little"))
-                else:
-                    counts[0] += count
-                    for i in range(count):
-                        a = off + i * size
-                        value = entry[0](entry[2], size) & _MASKS[size]
-                        mm[a : a + size] = value.to_bytes(size, "little")
+                    kind, tally, call, arg, size = entry_for(key)
+                tally[0] += 1
+                if kind == WRITE_BYTE:
+                    call(arg, 1, mm[u64[IO_DATA]])
+                elif kind == READ:
+                    off = u64[IO_DATA]
+                    mm[off : off + size] = (call(arg, size) & masks[size]).to_bytes(size, "little")
+                elif kind != DROP:
+                    call(arg, key, u64[IO_DATA])
             elif reason == EXIT_MMIO:
                 exits[EXIT_MMIO] += 1
                 addr, data, length, is_write = mmio_unpack(mm, _UNION)
@@ -311,7 +366,7 @@ class VcpuThread:
                     self._stop_error(f"MMIO access of {length} bytes at {addr:#x}")
                     return
                 if is_write:
-                    mmio_write(addr, length, data & _MASKS[length])
+                    mmio_write(addr, length, data & masks[length])
                 else:
                     value = mmio_read(addr, length)
                     mm[_MMIO_DATA : _MMIO_DATA + length] = value.to_bytes(length, "little")

@@ -275,13 +275,18 @@ class Board:
         reads, writes, bad_reads, bad_writes = 0, 0, 0, 0
         for v in vcpus:
             r, w, br, bw = v.pio_counts
-            reads, writes, bad_reads, bad_writes = reads + r, writes + w, bad_reads + br, bad_writes + bw
+            reads, writes, bad_reads, bad_writes = (
+                reads + r,
+                writes + w,
+                bad_reads + br,
+                bad_writes + bw,
+            )
         unhandled: dict[str, int] = {}
         for v in vcpus:
             for port, n in list(v.pio_unhandled.items()):
                 unhandled[f"{port:#x}"] = unhandled.get(f"{port:#x}", 0) + n
         s = self.mmio.stats
-        return {
+        return (self.virtio.byte_counters() if self.virtio is not None else {}) | {
             "vcpus": [{"index": v.index, "exits": v.exit_counts()} for v in vcpus],
             "pio": {
                 "reads": reads,
@@ -318,7 +323,9 @@ class Board:
         _log().warning(
             "a vCPU or I/O thread is stuck in a device call; its VM is released when it returns"
         )
-        threading.Thread(target=self._release_when_stopped, name="board-reaper", daemon=True).start()
+        threading.Thread(
+            target=self._release_when_stopped, name="board-reaper", daemon=True
+        ).start()
         return False
 
     def _release_when_stopped(self) -> None:

@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # typing costs ~4 ms of VMM start-up
 
         def irqfd(self, fd: int, gsi: int) -> None: ...
 
-        def ioeventfd(self, fd: int, addr: int, length: int, *, datamatch: int | None = None) -> None: ...
+        def ioeventfd(
+            self, fd: int, addr: int, length: int, *, datamatch: int | None = None
+        ) -> None: ...
 
 
 def slot_base(index: int) -> int:
@@ -71,6 +73,17 @@ class VirtioDevices:
     @property
     def transports(self) -> list[VirtioMmioTransport]:
         return [d.transport for d in self.devices]
+
+    def byte_counters(self) -> dict[str, dict[str, int]]:
+        """x-vmgui-stats sections ("disk", "net") with each device's byte counters summed."""
+        out: dict[str, dict[str, int]] = {}
+        for d in self.devices:
+            counted = d.transport.device.byte_counters()
+            if counted is not None:
+                section = out.setdefault(counted[0], {})
+                for key, n in counted[1].items():
+                    section[key] = section.get(key, 0) + n
+        return out
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop every I/O thread; False when one is still stuck in a handler after `timeout`
@@ -115,8 +128,9 @@ def add_virtio_devices(
     return result
 
 
-def _attach(vm: EventfdVm, mem: GuestMemory, mmio_bus: Bus, index: int,
-            factory: DeviceFactory) -> AttachedDevice:
+def _attach(
+    vm: EventfdVm, mem: GuestMemory, mmio_bus: Bus, index: int, factory: DeviceFactory
+) -> AttachedDevice:
     device = factory()
     base, gsi = slot_base(index), layout.VIRTIO_IRQS[index]
     irq_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)

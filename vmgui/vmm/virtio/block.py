@@ -62,13 +62,15 @@ _HEADER = struct.Struct("<IIQ")
 
 def stable_serial(seed: str) -> bytes:
     """A 20-byte GET_ID serial from `seed` (VM name + disk slot) that reveals nothing of it."""
-    return b"vmgui-" + hashlib.sha256(seed.encode(errors="surrogateescape")).hexdigest()[
-        : ID_BYTES - 6
-    ].encode()
+    return (
+        b"vmgui-"
+        + hashlib.sha256(seed.encode(errors="surrogateescape")).hexdigest()[: ID_BYTES - 6].encode()
+    )
 
 
-def _full(op: Callable[[int, list[memoryview], int], int], fd: int,
-          views: list[memoryview], offset: int) -> bool:
+def _full(
+    op: Callable[[int, list[memoryview], int], int], fd: int, views: list[memoryview], offset: int
+) -> bool:
     """Repeat preadv/pwritev until every byte moved; False on EOF or a zero-length transfer."""
     remaining = buffers.total(views)
     while remaining:
@@ -95,6 +97,8 @@ class VirtioBlock(VirtioDevice):
         self.serial = ident[:ID_BYTES].ljust(ID_BYTES, b"\0")
         self.requests = 0
         self.io_errors = 0
+        self.read_bytes = 0
+        self.written_bytes = 0
 
     def features(self) -> int:
         f = VIRTIO_BLK_F_SIZE_MAX | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE
@@ -102,6 +106,9 @@ class VirtioBlock(VirtioDevice):
         if self.read_only:
             f |= VIRTIO_BLK_F_RO
         return f
+
+    def byte_counters(self) -> tuple[str, dict[str, int]]:
+        return "disk", {"read_bytes": self.read_bytes, "write_bytes": self.written_bytes}
 
     def config(self) -> bytes:
         # capacity, size_max, seg_max, geometry (unused), blk_size
@@ -137,8 +144,11 @@ class VirtioBlock(VirtioDevice):
         if kind == VIRTIO_BLK_T_IN:
             code = self._transfer(data_in, sector, os.preadv)
             written = buffers.total(data_in) if code == VIRTIO_BLK_S_OK else 0
+            self.read_bytes += written
         elif kind == VIRTIO_BLK_T_OUT:
             code = self._transfer(data_out, sector, os.pwritev, write=True)
+            if code == VIRTIO_BLK_S_OK:
+                self.written_bytes += buffers.total(data_out)
         elif kind == VIRTIO_BLK_T_FLUSH:
             code = self._flush()
         elif kind == VIRTIO_BLK_T_GET_ID:
@@ -151,8 +161,13 @@ class VirtioBlock(VirtioDevice):
         status[0] = code
         return written + 1
 
-    def _transfer(self, views: list[memoryview], sector: int,
-                  op: Callable[[int, list[memoryview], int], int], write: bool = False) -> int:
+    def _transfer(
+        self,
+        views: list[memoryview],
+        sector: int,
+        op: Callable[[int, list[memoryview], int], int],
+        write: bool = False,
+    ) -> int:
         if write and self.read_only:
             return VIRTIO_BLK_S_IOERR
         length = buffers.total(views)

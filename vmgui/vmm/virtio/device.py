@@ -16,6 +16,7 @@ from vmgui.vmm.virtio.queue import Queue
 class DeviceSetupError(Exception):
     """A device model cannot start (bad disk image, no network backend): one line for the user."""
 
+
 VIRTIO_ID_NET = 1
 VIRTIO_ID_BLOCK = 2
 VIRTIO_ID_RNG = 4
@@ -64,6 +65,11 @@ class VirtioDevice:
     def fds(self) -> list[FdHandler]:
         """Host fds the I/O thread should poll, with the handler to run when readable."""
         return []
+
+    def byte_counters(self) -> tuple[str, dict[str, int]] | None:
+        """(x-vmgui-stats section, counters) of the bytes this device moved for the guest, for
+        the VM's disk and network graphs; devices of one section are summed."""
+        return None
 
     def close(self) -> None:
         """Release host resources (files, sockets, helper processes)."""

@@ -175,7 +175,9 @@ def test_terminal_escape_quits_and_restores_the_terminal(build_guest: Build) -> 
         os.close(slave)
 
 
-def test_pause_and_quit_reach_a_vcpu_blocked_in_the_kernel(build_guest: Build, tmp_path: Path) -> None:
+def test_pause_and_quit_reach_a_vcpu_blocked_in_the_kernel(
+    build_guest: Build, tmp_path: Path
+) -> None:
     """vCPU 1 never gets a SIPI, so it sits inside KVM_RUN for good: the kick must still stop
     it for `stop`, and `quit` while paused must end the process (no stuck thread, no zombie)."""
     need_kvm()
@@ -250,10 +252,14 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def test_a_stopped_passt_freezes_neither_qmp_nor_shutdown(build_guest: Build, tmp_path: Path) -> None:
-    """With passt alive but not reading, the device's I/O thread blocks in sendall holding the
-    transport lock and the guest's vCPU blocks on that lock. QMP stop used to wait 5 s for the
-    vCPU, and quit hung for good (the I/O thread was joined without a timeout)."""
+def test_a_stopped_passt_stalls_neither_the_guest_nor_qmp_nor_shutdown(
+    build_guest: Build, tmp_path: Path
+) -> None:
+    """With passt alive but not reading, the device's I/O thread used to block in sendall
+    holding the transport lock, the guest's vCPU blocked on that lock, QMP stop waited 5 s for
+    the vCPU and quit hung for good. Now frames queue for the backend's writer thread; once that
+    queue is full the guest just sees a full transmit queue and keeps running, and its frames
+    flow again when passt does."""
     need_kvm()
     need_tool("passt")
     sock = tmp_path / "qmp.sock"
@@ -268,21 +274,47 @@ def test_a_stopped_passt_freezes_neither_qmp_nor_shutdown(build_guest: Build, tm
         nonlocal passt
         read_until(proc, b"net flooding\n")
         [passt] = _children(proc.pid)
-        os.kill(passt, signal.SIGSTOP)
         client = await connect(sock)
-        try:
-            reads, deadline = -1, time.monotonic() + 20
-            while True:  # until the vCPU is stuck in the device: MMIO reads stop advancing
+
+        async def counters() -> tuple[int, int]:
+            """(bytes the guest sent, registers it read): the net graph's and the vCPU's."""
+            stats = await client.execute("x-vmgui-stats")
+            return stats["net"]["tx_bytes"], stats["mmio"]["reads"]
+
+        async def until_sent_stalls() -> None:
+            """Until passt's socket and our send queue are full: tx_bytes stops moving."""
+            sent, deadline = -1, time.monotonic() + 20
+            while True:
                 await asyncio.sleep(0.3)
-                now = (await client.execute("x-vmgui-stats"))["mmio"]["reads"]
-                if now == reads:
-                    break
-                assert time.monotonic() < deadline, "the guest never got stuck"
-                reads = now
-            for cmd in ("query-status", "stop", "query-status", "cont", "query-status", "stop"):
+                now, _ = await counters()
+                if now == sent:
+                    return
+                assert time.monotonic() < deadline, "frames never stopped flowing"
+                sent = now
+
+        try:
+            assert (await counters())[0] > 0  # frames flow while passt reads
+            os.kill(passt, signal.SIGSTOP)
+            await until_sent_stalls()
+            sent, reads = await counters()
+            await asyncio.sleep(0.5)
+            sent_later, reads_later = await counters()
+            assert sent_later == sent  # nothing goes out while passt sleeps...
+            assert reads_later > reads, "the guest's vCPU is stuck in the network device"
+            for cmd in ("query-status", "stop", "query-status", "cont", "query-status"):
                 started = time.monotonic()
                 await client.execute(cmd)
                 assert time.monotonic() - started < 0.1, cmd
+            os.kill(passt, signal.SIGCONT)
+            deadline = time.monotonic() + 20
+            while (await counters())[0] == sent:  # ...and the guest's frames go out again
+                assert time.monotonic() < deadline, "frames did not flow again after SIGCONT"
+                await asyncio.sleep(0.1)
+            os.kill(passt, signal.SIGSTOP)
+            await until_sent_stalls()
+            started = time.monotonic()
+            await client.execute("stop")
+            assert time.monotonic() - started < 0.1, "stop"
             started = time.monotonic()
             await client.execute("quit")
             assert proc.wait(5) == 0

@@ -71,6 +71,10 @@ def test_arp_through_passt(mem: GuestMemory) -> None:
         op, sender_ip = struct.unpack("!H", eth[20:22])[0], eth[28:32]
         assert (op, sender_ip) == (2, ROUTER_IP)  # ARP reply: 192.0.2.1 is-at ...
         assert irqs and net.tx_frames == 1 and net.rx_frames >= 1
+        # What the VM's network graph shows (x-vmgui-stats "net"): frames, not virtio headers.
+        section, counters = net.byte_counters()
+        assert section == "net" and counters["tx_bytes"] == len(frame)
+        assert counters["rx_bytes"] >= len(eth)
     finally:
         io.stop()
         t.close()

@@ -4,7 +4,9 @@ Guest-visible contract: queue 0 = receive, queue 1 = transmit, MAX_QUEUE_SIZE en
 Features: MAC (config bytes 0-5) and STATUS (config bytes 6-7, link always up). Every packet is
 preceded by the 12-byte virtio_net_hdr of VIRTIO_F_VERSION_1 (we write zeros and num_buffers=1;
 we ignore what the guest sends). Transmitted frames longer than MAX_FRAME or shorter than an
-Ethernet header are dropped and counted. A receive buffer too small for a frame gets the frame
+Ethernet header are dropped and counted. While the backend cannot take frames (a stream peer
+that stopped reading), transmit buffers stay in the queue until it can: the guest sees a full
+transmit queue, never a vCPU that waits. A receive buffer too small for a frame gets the frame
 dropped and the buffer returned empty. Frames arriving while the driver has no receive buffers
 wait in a backlog of RX_BACKLOG frames; beyond that they are dropped like on a real NIC.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import os
 import struct
 
 from vmgui.vmm.virtio import buffers
@@ -71,9 +74,14 @@ class VirtioNet(VirtioDevice):
         self.rx_frames = 0
         self.tx_dropped = 0
         self.rx_dropped = 0
+        self.tx_bytes = 0  # Ethernet frames, without the virtio-net header
+        self.rx_bytes = 0
 
     def features(self) -> int:
         return VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS
+
+    def byte_counters(self) -> tuple[str, dict[str, int]]:
+        return "net", {"rx_bytes": self.rx_bytes, "tx_bytes": self.tx_bytes}
 
     def config(self) -> bytes:
         # mac, status, max_virtqueue_pairs (only meaningful with MQ), mtu (only with F_MTU)
@@ -84,7 +92,17 @@ class VirtioNet(VirtioDevice):
         self._backlog.clear()
 
     def fds(self) -> list[FdHandler]:
-        return [(self.backend.fileno(), self.backend_readable)]
+        fds = [(self.backend.fileno(), self.backend_readable)]
+        if self.backend.space_fd is not None:
+            fds.append((self.backend.space_fd, self._backend_has_room))
+        return fds
+
+    def _backend_has_room(self) -> None:
+        """The backend can take frames again: send what the guest queued meanwhile."""
+        if self.backend.space_fd is not None:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self.backend.space_fd)
+        self._transmit()
 
     def process(self, queue_index: int) -> None:
         if queue_index == TX_QUEUE:
@@ -106,12 +124,13 @@ class VirtioNet(VirtioDevice):
         if q is None:
             return
         done = False
-        while (chain := q.pop()) is not None:
+        while self.backend.can_send() and (chain := q.pop()) is not None:
             size = chain.readable_len - NET_HDR_SIZE
             if ETH_HEADER <= size <= MAX_FRAME:
                 _, frame = buffers.split(chain.readable, NET_HDR_SIZE)
                 if self.backend.send(buffers.gather(frame)):
                     self.tx_frames += 1
+                    self.tx_bytes += size
                 else:
                     self.tx_dropped += 1
             else:
@@ -132,6 +151,7 @@ class VirtioNet(VirtioDevice):
             if chain.writable_len >= NET_HDR_SIZE + len(frame):
                 written = buffers.scatter(chain.writable, _RX_HEADER + frame)
                 self.rx_frames += 1
+                self.rx_bytes += len(frame)
             else:
                 self.rx_dropped += 1
             q.push(chain.head, written)

@@ -1,22 +1,29 @@
 """Where virtio-net frames go on the host: a passt process, or an existing TAP device.
 
-Both backends are non-blocking: the device's I/O thread polls `fileno()`, and `recv_frames()`
-returns whatever complete Ethernet frames are ready. A TAP send that fails for any reason (would
-block, interface down, ...) drops the frame, as a NIC under load does; each reason is logged as
-one line the first time, never once per frame. A passt send blocks until passt takes the whole
-frame, because a partial frame would desynchronise its stream. When the far end goes away, poll
+Neither backend ever blocks the thread that sends or receives (a vCPU or the device's I/O
+thread, holding the device's lock): the I/O thread polls `fileno()`, and `recv_frames()` returns
+whatever complete Ethernet frames are ready. A TAP send that fails for any reason (would block,
+interface down, ...) drops the frame, as a NIC under load does; each reason is logged as one line
+the first time, never once per frame. A stream (passt) send only queues the frame for the
+backend's writer thread, which alone may wait for passt: a partial frame would desynchronise the
+stream, so frames are written whole. While STREAM_SEND_QUEUE bytes wait, `can_send()` is False
+and the device leaves the guest's frames in its transmit queue (backpressure, as QEMU does);
+`space_fd` becomes readable when the writer has made room. When the far end goes away, poll
 reports POLLHUP and the I/O thread stops watching the fd.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
 import os
+import signal
 import socket
 import struct
 import subprocess
+import threading
 from typing import Protocol
 
 from vmgui.vmm.virtio.device import DeviceSetupError
@@ -27,6 +34,11 @@ MAX_FRAME = 1522
 STREAM_READ_CHUNK = 256 * 1024
 #: A stream peer's partial frame must never grow our buffer without bound.
 STREAM_MAX_BUFFERED = 4 << 20
+#: Bytes of frames queued for a stream peer before the device stops taking the guest's frames;
+#: it takes them again once the writer has brought the queue below half of this.
+STREAM_SEND_QUEUE = 1 << 20
+#: How long close() waits for the writer thread (its socket is shut down first, which ends it).
+STREAM_WRITER_JOIN = 2.0
 #: How much of passt's messages is read when it stops (the last line is reported).
 PASST_MESSAGES_MAX = 64 * 1024
 PASST_STOP_TIMEOUT = 5.0
@@ -43,7 +55,13 @@ class NetBackendError(DeviceSetupError):
 
 
 class NetBackend(Protocol):
+    #: An eventfd that becomes readable when a backend that refused frames (`can_send()`
+    #: False) can take them again; None for backends that never refuse.
+    space_fd: int | None
+
     def fileno(self) -> int: ...
+
+    def can_send(self) -> bool: ...
 
     def send(self, frame: bytes) -> bool: ...
 
@@ -59,24 +77,70 @@ class StreamBackend:
     """
 
     def __init__(self, sock: socket.socket) -> None:
-        # Blocking for sends (a partial frame would desynchronise the stream), MSG_DONTWAIT
-        # for receives (the I/O thread only reads when poll says so).
+        # Blocking for the writer thread's sends (a partial frame would desynchronise the
+        # stream), MSG_DONTWAIT for receives (the I/O thread only reads when poll says so).
         sock.setblocking(True)
         self.sock = sock
         self._buffer = bytearray()
         self.dropped = 0
         self.peer_gone = False
+        self.space_fd: int | None = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._out: collections.deque[bytes] = collections.deque()
+        self._out_bytes = 0
+        self._refused = False  # can_send() said no since the writer last made room
+        self._send_failed = False  # the peer stopped taking data: nothing more can be sent
+        self._closing = False
+        self._cond = threading.Condition()
+        self._writer = threading.Thread(target=self._write_frames, name="net-writer", daemon=True)
+        self._writer.start()
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, frame: bytes) -> bool:
-        try:
-            self.sock.sendall(struct.pack("!I", len(frame)) + frame)
-        except OSError:  # the far end is gone
-            self.dropped += 1
+    def can_send(self) -> bool:
+        with self._cond:
+            if self._out_bytes < STREAM_SEND_QUEUE:
+                return True
+            self._refused = True
             return False
+
+    def send(self, frame: bytes) -> bool:
+        """Queue one frame for the writer thread; never waits for the peer."""
+        with self._cond:
+            if self._send_failed or self._closing:
+                self.dropped += 1
+                return False
+            record = struct.pack("!I", len(frame)) + frame
+            self._out.append(record)
+            self._out_bytes += len(record)
+            self._cond.notify()
         return True
+
+    def _write_frames(self) -> None:
+        """The writer thread: the only place that waits for the peer to take data."""
+        while True:
+            with self._cond:
+                while not self._out and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                record = self._out.popleft()
+            try:
+                self.sock.sendall(record)
+            except OSError:  # the far end is gone: what is queued can never be sent
+                with self._cond:
+                    self.dropped += 1 + len(self._out)
+                    self._out.clear()
+                    self._out_bytes = 0
+                    self._send_failed = True  # recv_frames() sees the hang-up and says why
+                return
+            with self._cond:
+                self._out_bytes -= len(record)
+                wake = self._refused and self._out_bytes < STREAM_SEND_QUEUE // 2
+                if wake:
+                    self._refused = False
+            if wake and self.space_fd is not None:
+                os.eventfd_write(self.space_fd, 1)
 
     def recv_frames(self) -> list[bytes]:
         try:
@@ -109,8 +173,17 @@ class StreamBackend:
         """The far end closed the stream (once); subclasses say why."""
 
     def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # ends a sendall the peer is not reading
+        self._writer.join(STREAM_WRITER_JOIN)
         with contextlib.suppress(OSError):
             self.sock.close()
+        if self.space_fd is not None:
+            os.close(self.space_fd)
+            self.space_fd = None
 
 
 class PasstBackend(StreamBackend):
@@ -120,11 +193,31 @@ class PasstBackend(StreamBackend):
     network, all without root. Started as root it drops to `nobody` by itself.
     """
 
-    def __init__(self, passt: str = "passt", address: str = "192.0.2.2",
-                 prefix: int = 24, gateway: str = "192.0.2.1") -> None:
+    def __init__(
+        self,
+        passt: str = "passt",
+        address: str = "192.0.2.2",
+        prefix: int = 24,
+        gateway: str = "192.0.2.1",
+    ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        cmd = [passt, "-f", "-q", "-F", str(theirs.fileno()), "-t", "none", "-u", "none",
-               "-a", address, "-n", str(prefix), "-g", gateway]
+        cmd = [
+            passt,
+            "-f",
+            "-q",
+            "-F",
+            str(theirs.fileno()),
+            "-t",
+            "none",
+            "-u",
+            "none",
+            "-a",
+            address,
+            "-n",
+            str(prefix),
+            "-g",
+            gateway,
+        ]
         # passt's messages go to an unlinked file, not a pipe: a pipe nobody drains while the
         # VM runs would fill up and block passt. Read only if passt stops.
         import tempfile  # noqa: PLC0415 - keeps it off the VMM's start-up path
@@ -132,8 +225,11 @@ class PasstBackend(StreamBackend):
         self._messages = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as passt
         try:
             self.process = subprocess.Popen(
-                cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=self._messages,
+                cmd,
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._messages,
             )
         except OSError as e:
             ours.close()
@@ -151,8 +247,11 @@ class PasstBackend(StreamBackend):
         except subprocess.TimeoutExpired:
             status = "still running"
         self._messages.seek(0)
-        lines = [ln.strip() for ln in self._messages.read(PASST_MESSAGES_MAX).decode(
-            errors="replace").splitlines() if ln.strip() and "syslog" not in ln]
+        lines = [
+            ln.strip()
+            for ln in self._messages.read(PASST_MESSAGES_MAX).decode(errors="replace").splitlines()
+            if ln.strip() and "syslog" not in ln
+        ]
         why = lines[-1] if lines else "no message"
         self.failure = f"passt stopped (exit status {status}): {why}; the guest has no network"
         import logging  # noqa: PLC0415 - only this error path logs
@@ -164,6 +263,8 @@ class PasstBackend(StreamBackend):
         self._messages.close()
         if self.process.poll() is None:
             self.process.terminate()
+            with contextlib.suppress(ProcessLookupError):  # a stopped passt must see SIGTERM
+                os.kill(self.process.pid, signal.SIGCONT)
             try:
                 self.process.wait(PASST_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -191,9 +292,13 @@ class TapBackend:
         self.name = name
         self.dropped = 0
         self.send_errors: set[int] = set()  # errnos already logged
+        self.space_fd: int | None = None  # never refuses: a frame it cannot send is dropped
 
     def fileno(self) -> int:
         return self.fd
+
+    def can_send(self) -> bool:
+        return True
 
     def send(self, frame: bytes) -> bool:
         try:
@@ -205,7 +310,8 @@ class TapBackend:
                 import logging  # noqa: PLC0415 - only this error path logs
 
                 logging.getLogger(__name__).warning(
-                    "TAP device %s: cannot send (%s); dropping frames", self.name, e.strerror)
+                    "TAP device %s: cannot send (%s); dropping frames", self.name, e.strerror
+                )
             return False
         return True
 

@@ -282,13 +282,13 @@ def test_a_stopped_passt_stalls_neither_the_guest_nor_qmp_nor_shutdown(
             return stats["net"]["tx_bytes"], stats["mmio"]["reads"]
 
         async def until_sent_stalls() -> None:
-            """Until passt's socket and our send queue are full: tx_bytes stops moving."""
-            sent, deadline = -1, time.monotonic() + 20
-            while True:
+            """Until passt's socket and our send queue are full: tx_bytes stops moving (for
+            two polls in a row, so a guest that was merely descheduled does not count)."""
+            sent, still, deadline = -1, 0, time.monotonic() + 30
+            while still < 2:
                 await asyncio.sleep(0.3)
                 now, _ = await counters()
-                if now == sent:
-                    return
+                still = still + 1 if now == sent else 0
                 assert time.monotonic() < deadline, "frames never stopped flowing"
                 sent = now
 

@@ -130,6 +130,42 @@ def test_system_reset_emits_reset_and_reboots(build_guest: Build, tmp_path: Path
         assert stop_vmm(proc) == 0
 
 
+def test_reboot_asks_the_guest_and_starts_it_again_when_it_powers_off(
+    build_guest: Build, tmp_path: Path
+) -> None:
+    """x-vmgui-reboot (the built-in backend's Reboot): the guest hears the power button and
+    powers off cleanly; the VMM then starts it afresh instead of ending, as libvirt's reboot
+    does. The next power-off ends the VM as usual."""
+    need_kvm()
+    sock = tmp_path / "qmp.sock"
+    proc = start_vmm("--kernel", build_guest("power_button"), "--qmp", sock)
+
+    async def scenario() -> list[dict[str, Any]]:
+        client = await connect(sock)
+        try:
+            with client.listener() as listener:
+                read_until(proc, b"waiting for power button\n")
+                await client.execute("x-vmgui-reboot")
+                events = [await next_event(listener, "POWERDOWN")]
+                events.append(await next_event(listener, "RESET"))
+                read_until(proc, b"waiting for power button\n")  # booted again
+                assert (await client.execute("query-status"))["status"] == "running"
+                await client.execute("system_powerdown")
+                events.append(await next_event(listener, "SHUTDOWN"))
+                return events
+        finally:
+            with contextlib.suppress(EOFError, ConnectionError):
+                await client.disconnect()
+
+    try:
+        _, reset, shutdown = asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert reset["data"] == {"guest": True, "reason": "guest-shutdown"}
+        assert shutdown["data"] == {"guest": True, "reason": "guest-shutdown"}
+        assert proc.wait(10) == 0
+    finally:
+        stop_vmm(proc)
+
+
 def test_terminal_escape_quits_and_restores_the_terminal(build_guest: Build) -> None:
     """On a terminal the console is raw (keys go to the guest); Ctrl-A x ends the VMM."""
     need_kvm()

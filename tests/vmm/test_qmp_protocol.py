@@ -56,6 +56,9 @@ class FakeMachine:
     def powerdown(self) -> None:
         self.calls.append("powerdown")
 
+    def reboot(self) -> None:
+        self.calls.append("reboot")
+
     def reset(self) -> None:
         self.calls.append("reset")
 
@@ -251,9 +254,10 @@ def test_run_control_and_events_with_qemu_qmp(server: QmpServer, machine: FakeMa
             assert await client.execute("stop") == {}  # already paused: no second STOP
             assert await client.execute("cont") == {}
             assert await client.execute("system_powerdown") == {}
+            assert await client.execute("x-vmgui-reboot") == {}
             assert await client.execute("system_reset") == {}
             server.emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})  # machine side
-            while len(seen) < 5:
+            while len(seen) < 6:
                 ev: Any = await asyncio.wait_for(listener.get(), 5)
                 seen.append((ev["event"], ev.get("data")))
                 ts = ev["timestamp"]
@@ -266,10 +270,11 @@ def test_run_control_and_events_with_qemu_qmp(server: QmpServer, machine: FakeMa
         ("STOP", None),
         ("RESUME", None),
         ("POWERDOWN", None),
+        ("POWERDOWN", None),  # x-vmgui-reboot presses the same button
         ("RESET", {"guest": False, "reason": "host-qmp-system-reset"}),
         ("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"}),
     ]
-    assert machine.calls == ["pause", "resume", "powerdown", "reset"]
+    assert machine.calls == ["pause", "resume", "powerdown", "reboot", "reset"]
 
 
 def test_emit_from_another_thread_reaches_every_client(server: QmpServer) -> None:

@@ -61,6 +61,11 @@ if TYPE_CHECKING:
             """Press the ACPI power button (GED event + SCI); the guest decides what to do."""
             ...
 
+        def reboot(self) -> None:
+            """Press the power button and, when the guest has powered off, start it again
+            instead of ending (libvirt's reboot of a guest without an agent)."""
+            ...
+
         def reset(self) -> None: ...
 
         def quit(self) -> None:

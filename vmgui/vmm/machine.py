@@ -12,7 +12,8 @@ request and wake the main thread. Pause/resume are the exception: VmRuntime does
 caller's thread without waiting for anything.
 
 Power semantics (QEMU's): guest poweroff -> SHUTDOWN{guest:true, reason:"guest-shutdown"},
-exit 0. Guest reset (i8042 0xFE, ACPI reset register, triple fault) -> with --on-reboot stop:
+exit 0; after QMP x-vmgui-reboot, a guest poweroff is RESET{guest:true, reason:"guest-shutdown"}
+and a new Board instead. Guest reset (i8042 0xFE, ACPI reset register, triple fault) -> with --on-reboot stop:
 SHUTDOWN{guest:true, reason:"guest-reset"}, exit 0; with restart: RESET{guest:true}, new Board.
 QMP system_reset always restarts. An emulation failure stops the VM: STOP, then exit 1 with the
 reason (exit reason, suberror, guest RIP) as the one line.
@@ -228,7 +229,10 @@ class Machine:
         return min(max(due - time.time(), 0.0), TIMER_POLL)
 
     def _handle(self, kind: str, detail: str) -> None:
-        if kind == "poweroff":
+        if kind == "poweroff" and self.runtime.restart_on_poweroff:
+            self._emit("RESET", {"guest": True, "reason": "guest-shutdown"})
+            self._restart()
+        elif kind == "poweroff":
             self._finish("shutdown", EXIT_OK, "guest powered off")
             self._emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})
         elif kind == "reset":
@@ -251,6 +255,7 @@ class Machine:
         self._exit = (status, message)
 
     def _restart(self) -> None:
+        self.runtime.restart_on_poweroff = False  # a reboot asked for is served by any restart
         self._close_board()
         # Pending resets are served by this one. popleft, not iteration: the QMP thread
         # and signal handlers may append meanwhile.

@@ -10,7 +10,9 @@ first byte of the reply line as SCM_RIGHTS ancillary data (receive it with recvm
 `x-vmgui-damage-subscribe` (ours) makes the server push `X_VMGUI_DAMAGE {"rects": [{x, y, width,
 height}, ...]}` events to that client: KVM's dirty log is read at DAMAGE_HZ while someone is
 subscribed, and an event goes out only when pixels changed, so a still screen costs a viewer
-nothing. The first event after subscribing covers the whole screen.
+nothing. The first event after subscribing covers the whole screen. `x-vmgui-reboot` (ours) is
+a graceful reboot: the ACPI power button, and when the guest has powered off the machine starts
+again (RESET {guest: true, reason: "guest-shutdown"}) instead of ending.
 
 Framing: a message too long (qmp_wire.MAX_MESSAGE) or too deeply nested gets an error reply and
 the connection is closed, since the rest of the stream can no longer be split reliably.

@@ -165,6 +165,14 @@ def _cmd_system_powerdown(ctx: CommandContext, args: dict[str, Any]) -> Any:
     return {}
 
 
+def _cmd_reboot(ctx: CommandContext, args: dict[str, Any]) -> Any:
+    """x-vmgui-reboot: the power button, then a restart when the guest powers off."""
+    no_extra(args, ())
+    ctx.control.reboot()
+    ctx.emit("POWERDOWN", None)
+    return {}
+
+
 def _cmd_system_reset(ctx: CommandContext, args: dict[str, Any]) -> Any:
     no_extra(args, ())
     ctx.control.reset()
@@ -343,4 +351,5 @@ COMMANDS: dict[str, Handler] = {
     "x-vmgui-dirty": _cmd_dirty,
     "x-vmgui-damage-subscribe": _cmd_damage_subscribe,
     "x-vmgui-stats": _cmd_stats,
+    "x-vmgui-reboot": _cmd_reboot,
 }

@@ -40,6 +40,8 @@ class VmRuntime:
         self._board: Board | None = None
         self._started = time.monotonic()
         self.dropped_keys = 0
+        #: A reboot was asked for: the guest's next power-off restarts it (see `reboot`).
+        self.restart_on_poweroff = False
         #: Extra counters for stats() (e.g. the serial console's dropped output).
         self.extra_stats: Callable[[], dict[str, Any]] | None = None
 
@@ -105,6 +107,12 @@ class VmRuntime:
     def powerdown(self) -> None:
         with self._lock:
             if self._board is not None:
+                self._board.ged.press_power_button()
+
+    def reboot(self) -> None:
+        with self._lock:
+            if self._board is not None:
+                self.restart_on_poweroff = True
                 self._board.ged.press_power_button()
 
     def reset(self) -> None:

@@ -32,7 +32,7 @@ class Settings:
     visible_columns: list[str] = field(default_factory=lambda: list(ALL_COLUMNS))
     #: The first start looked for this computer's libvirt (once: a removed connection stays gone).
     local_libvirt_checked: bool = False
-    #: Ask before Force Off (the dialog's "Don't ask again" clears it).
+    #: Ask before Force Off and Force Reset (their dialogs' "Don't ask again" clears it).
     confirm_force_off: bool = True
     #: The main window as it was closed: Qt's saveGeometry() as hex, splitter sizes by name,
     #: and the list's sort column (a key of ALL_COLUMNS) and order.

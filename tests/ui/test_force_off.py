@@ -9,7 +9,13 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from tests.ui.conftest import run_until, wait_dialog
 from vmgui.settings import Settings
-from vmgui.ui.force_off import FORCE_OFF, confirm_force_off, offer_force_off
+from vmgui.ui.force_off import (
+    FORCE_OFF,
+    FORCE_RESET,
+    confirm_force_off,
+    confirm_force_reset,
+    offer_force_off,
+)
 
 
 def _box(parent: QWidget, name: str) -> QMessageBox | None:
@@ -45,6 +51,22 @@ def test_force_off_asks_and_dont_ask_again_is_saved(
     assert qt_loop.run_until_complete(task) is True
     assert settings.confirm_force_off is False and saved == [1]
     # no question any more
+    assert qt_loop.run_until_complete(confirm_force_off(parent, "web", settings, lambda: None))
+
+
+def test_force_reset_asks_and_shares_dont_ask_again_with_force_off(
+    qt_loop: asyncio.AbstractEventLoop, qtbot: Any
+) -> None:
+    parent, settings, saved = _parent(qtbot), Settings(), []
+    task = asyncio.ensure_future(confirm_force_reset(parent, "web", settings, lambda: saved.append(1)))
+    box = wait_dialog(qt_loop, lambda: _box(parent, "confirmForceReset"))
+    assert box.text() == "Force reset “web”?" and box.windowTitle() == FORCE_RESET
+    assert "unsaved data" in box.informativeText() and "Reboot asks" in box.informativeText()
+    box.checkBox().setChecked(True)
+    _click(box, FORCE_RESET)
+    assert qt_loop.run_until_complete(task) is True
+    assert settings.confirm_force_off is False and saved == [1]
+    # one "Don't ask again" for both forced actions
     assert qt_loop.run_until_complete(confirm_force_off(parent, "web", settings, lambda: None))
 
 

@@ -130,6 +130,33 @@ def test_force_off_asks_and_remembers_dont_ask_again(
     run_until(qt_loop, lambda: w.model.vm(key2).state is VmState.SHUTOFF, what="forced off")
 
 
+
+def test_force_reset_asks_like_force_off_and_only_for_running_vms(
+    qt_loop: asyncio.AbstractEventLoop, make_window: Any, nodes: tuple[str, str]
+) -> None:
+    """Force Reset (the reset button, next to Reboot which asks the guest) asks first, under
+    the same "Don't ask again" as Force Off; a paused or shut-off VM has nothing to reset."""
+    w = make_window([nodes[0]])
+    _listed(qt_loop, w, 6)
+    reset = w.vm_actions.actions["force_reset"]
+    for name in ("vm0003", "vm0004"):  # paused, shut off
+        _select(qt_loop, w, nodes[0], name)
+        assert not reset.isEnabled(), name
+    key = _select(qt_loop, w, nodes[0], "vm0000")
+    assert reset.isEnabled()
+    w.vm_actions.trigger("force_reset")
+    box = wait_dialog(qt_loop, lambda: _message_box(w, "confirmForceReset"))
+    assert "vm0000" in box.text() and "reset button" in box.informativeText()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    run_until(qt_loop, lambda: w.statusBar().currentMessage() == "Force reset: vm0000: cancelled",
+              what="cancelled")
+    w.vm_actions.trigger("force_reset")
+    box = wait_dialog(qt_loop, lambda: _message_box(w, "confirmForceReset"), previous=box)
+    next(b for b in box.buttons() if b.text().replace("&", "") == "Force Reset").click()
+    run_until(qt_loop, lambda: w.statusBar().currentMessage() == "Force reset: vm0000: done",
+              what="reset done")
+    assert w.model.vm(key).state is VmState.RUNNING
+
 def test_shutdown_says_asked_and_offers_force_off_after_a_while(
     qt_loop: asyncio.AbstractEventLoop, make_window: Any, nodes: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,

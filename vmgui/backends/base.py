@@ -181,7 +181,11 @@ class Backend(Protocol):
     async def shutdown(self, vm_id: str) -> None:
         """Graceful: ask the guest (ACPI power button) to power off."""
 
-    async def reboot(self, vm_id: str) -> None: ...
+    async def reboot(self, vm_id: str) -> None:
+        """Graceful: ask the guest to power off (ACPI), then start it again."""
+
+    async def reset(self, vm_id: str) -> None:
+        """Forced: restart at once, like a machine's reset button (the guest is not asked)."""
 
     async def force_off(self, vm_id: str) -> None: ...
 

@@ -33,8 +33,9 @@ _ACTIVE = {VmState.RUNNING, VmState.BLOCKED}
 
 #: Asked before a start: (connection URI, VM) -> go ahead? (the emulated-host warning).
 StartConfirmation = Callable[[str, VmInfo], Awaitable[bool]]
-#: Asked before a Force Off: the VM -> go ahead? (unless the user said "Don't ask again").
-ForceOffConfirmation = Callable[[VmInfo], Awaitable[bool]]
+#: Asked before a forced action (Force Off, Force Reset): (action, VM) -> go ahead? (unless the
+#: user said "Don't ask again").
+ForcedConfirmation = Callable[["VmAction", VmInfo], Awaitable[bool]]
 #: Seconds after a shutdown request before Force Off is offered (a module value tests shorten).
 FORCE_OFF_OFFER_S = force_off.FORCE_OFF_OFFER_S
 #: The backend call an action makes for one VM.
@@ -47,6 +48,7 @@ class VmAction(enum.StrEnum):
     START = "start"
     SHUTDOWN = "shutdown"
     REBOOT = "reboot"
+    FORCE_RESET = "force_reset"
     FORCE_OFF = "force_off"
     PAUSE = "pause"
     RESUME = "resume"
@@ -72,6 +74,9 @@ SPECS = (
                lambda b, vm_id: b.shutdown(vm_id)),
     ActionSpec(VmAction.REBOOT, "&Reboot", "Ctrl+Shift+B", QStyle.StandardPixmap.SP_BrowserReload,
                lambda s: s in _ACTIVE, "reboot", lambda b, vm_id: b.reboot(vm_id)),
+    ActionSpec(VmAction.FORCE_RESET, "Force Rese&t", "Ctrl+Shift+T",
+               QStyle.StandardPixmap.SP_MediaSkipBackward, lambda s: s in _ACTIVE, "force reset",
+               lambda b, vm_id: b.reset(vm_id)),
     ActionSpec(VmAction.FORCE_OFF, "&Force Off", "Ctrl+Shift+F",
                QStyle.StandardPixmap.SP_DialogCancelButton, lambda s: s.is_active, "force off",
                lambda b, vm_id: b.force_off(vm_id)),
@@ -98,11 +103,11 @@ class VmActions:
         report_status: Callable[[str], None],
         parent: QWidget,
         confirm_start: StartConfirmation | None = None,
-        confirm_force_off: ForceOffConfirmation | None = None,
+        confirm_forced: ForcedConfirmation | None = None,
     ) -> None:
         self._model = model
         self._confirm_start = confirm_start
-        self._confirm_force_off = confirm_force_off
+        self._confirm_forced = confirm_forced
         self._manager = manager
         self._selected = selected
         self._report_error = report_error
@@ -184,12 +189,12 @@ class VmActions:
                 self._report_status(f"Start: {vm.name}: cancelled")
                 return
             if (
-                spec.name is VmAction.FORCE_OFF
+                spec.name in (VmAction.FORCE_OFF, VmAction.FORCE_RESET)
                 and confirm
-                and self._confirm_force_off is not None
-                and not await self._confirm_force_off(vm)
+                and self._confirm_forced is not None
+                and not await self._confirm_forced(spec.name, vm)
             ):
-                self._report_status(f"Force off: {vm.name}: cancelled")
+                self._report_status(f"{spec.verb.capitalize()}: {vm.name}: cancelled")
                 return
             self._report_status(f"{spec.verb.capitalize()}: {vm.name}…")
             await spec.call(backend, key[1])

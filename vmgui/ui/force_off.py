@@ -1,8 +1,9 @@
 """Force Off's two questions: "are you sure?" before it, and "force it off?" after a shutdown
-request the guest seems to ignore.
+request the guest seems to ignore; and Force Reset's "are you sure?".
 
-Force Off is pulling the power plug: the guest loses what it had not written. So it asks first,
-with a "Don't ask again" the settings remember. A graceful shut down is only a request (the ACPI
+Force Off is pulling the power plug, Force Reset pressing the reset button: either way the guest
+loses what it had not written. So each asks first, with one "Don't ask again" the settings
+remember for both. A graceful shut down is only a request (the ACPI
 power button); when the VM is still running FORCE_OFF_OFFER_S later, the user is offered Force
 Off instead of being left to wonder.
 """
@@ -22,10 +23,13 @@ from vmgui.ui.tasks import exec_async
 #: How long a VM may take to shut down before Force Off is offered (seconds).
 FORCE_OFF_OFFER_S = 60.0
 FORCE_OFF = "Force Off"
+FORCE_RESET = "Force Reset"
 
 
-def _box(parent: QWidget | None, name: str, text: str, info: str) -> QMessageBox:
-    box = QMessageBox(QMessageBox.Icon.Warning, "Force Off", text, QMessageBox.StandardButton.NoButton,
+def _box(
+    parent: QWidget | None, name: str, text: str, info: str, title: str = FORCE_OFF
+) -> QMessageBox:
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.NoButton,
                       parent)
     box.setObjectName(name)
     box.setInformativeText(info)
@@ -50,18 +54,36 @@ async def confirm_force_off(
     parent: QWidget | None, vm_name: str, settings: Settings, save: Callable[[], None]
 ) -> bool:
     """True to go ahead; asks unless the user said "Don't ask again" (then `save()`s that)."""
-    if not settings.confirm_force_off:
-        return True
-    box = _box(
-        parent,
-        "confirmForceOff",
-        f"Force off “{vm_name}”?",
+    return await _confirm_forced(
+        parent, "confirmForceOff", FORCE_OFF, f"Force off “{vm_name}”?",
         "This is like pulling the power plug: the guest loses unsaved data and its file "
         "systems may need checking. Shut Down asks the guest to power off cleanly.",
-    )
+        settings, save,
+    )  # fmt: skip
+
+
+async def confirm_force_reset(
+    parent: QWidget | None, vm_name: str, settings: Settings, save: Callable[[], None]
+) -> bool:
+    """Force Reset's question, under the same "Don't ask again" as Force Off's."""
+    return await _confirm_forced(
+        parent, "confirmForceReset", FORCE_RESET, f"Force reset “{vm_name}”?",
+        "This is like pressing the reset button: the guest restarts at once, loses unsaved "
+        "data, and its file systems may need checking. Reboot asks the guest to restart.",
+        settings, save,
+    )  # fmt: skip
+
+
+async def _confirm_forced(
+    parent: QWidget | None, name: str, action: str, text: str, info: str,
+    settings: Settings, save: Callable[[], None],
+) -> bool:  # fmt: skip
+    if not settings.confirm_force_off:  # "Don't ask again" covers both forced actions
+        return True
+    box = _box(parent, name, text, info, action)
     dont_ask = QCheckBox("Don't ask again")
     box.setCheckBox(dont_ask)
-    go = await _answer(box, FORCE_OFF, QMessageBox.StandardButton.Cancel)
+    go = await _answer(box, action, QMessageBox.StandardButton.Cancel)
     if go and dont_ask.isChecked():
         settings.confirm_force_off = False
         save()

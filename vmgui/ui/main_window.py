@@ -40,7 +40,7 @@ from vmgui.ui.dialogs import AddConnectionDialog, CredentialsDialog, uri_problem
 from vmgui.ui.edit_vm_dialog import EditVmDialog, edit_vm
 from vmgui.ui.emulation_warning import HostStatusCache, confirm_start
 from vmgui.ui.errors import ErrorDialog
-from vmgui.ui.force_off import confirm_force_off
+from vmgui.ui.force_off import confirm_force_off, confirm_force_reset
 from vmgui.ui.host_page import HostPage
 from vmgui.ui.icons import app_icon
 from vmgui.ui.preferences import PreferencesDialog
@@ -156,7 +156,7 @@ class MainWindow(QMainWindow):
             self.show_status,
             self,
             confirm_start=self._confirm_start,
-            confirm_force_off=self._confirm_force_off,
+            confirm_forced=self._confirm_forced,
         )
         # Delete acts on the list only: typed in the XML view (or any field) it deletes nothing.
         delete = self.vm_actions.actions[VmAction.DELETE]
@@ -322,8 +322,9 @@ class MainWindow(QMainWindow):
             return True
         return await confirm_start(self, backend, vm.vm_id, await self.host_status(), vm.name)
 
-    async def _confirm_force_off(self, vm: VmInfo) -> bool:
-        return await confirm_force_off(self, vm.name, self.settings, self.save_settings)
+    async def _confirm_forced(self, action: VmAction, vm: VmInfo) -> bool:
+        ask = confirm_force_reset if action is VmAction.FORCE_RESET else confirm_force_off
+        return await ask(self, vm.name, self.settings, self.save_settings)
 
     # ---- editing ---------------------------------------------------------------------------
 

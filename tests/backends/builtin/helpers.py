@@ -30,9 +30,10 @@ async def wait_state(backend: BuiltinBackend, vm_id: str, state: VmState,
         await asyncio.sleep(0.05)
 
 
-async def wait_file_text(path: Path, text: str, timeout: float = 30.0) -> None:
+async def wait_file_text(path: Path, text: str, timeout: float = 30.0, count: int = 1) -> None:
+    """Until `text` stands in the file `count` times."""
     deadline = time.monotonic() + timeout
-    while not (path.exists() and text in path.read_text(errors="replace")):
+    while not (path.exists() and path.read_text(errors="replace").count(text) >= count):
         if time.monotonic() > deadline:
             seen = path.read_text(errors="replace") if path.exists() else "(no file)"
             raise AssertionError(f"no {text!r} in {path}: {seen[-300:]!r}")

@@ -96,6 +96,44 @@ def test_vm_lives_on_without_the_app_reattaches_and_shuts_down(
 
 
 @pytest.mark.slow
+def test_reboot_asks_the_guest_and_reset_does_not(
+    builtin_env: BuiltinEnv, build_guest: Build
+) -> None:
+    """Reboot as libvirt's: the guest hears the power button, powers off, and starts again in
+    the same VMM. Force Reset: starts again at once, the guest is not asked."""
+    need_kvm()
+    kernel = build_guest("power_button")
+    banner, asked = "waiting for power button", "power button\n"
+
+    async def scenario() -> None:
+        backend = await connected()
+        info = await backend.define(guest_config("rebooty", kernel))
+        await backend.start(info.vm_id)
+        serial = RuntimeFiles.for_vm(info.vm_id).serial_file
+        await wait_file_text(serial, banner)
+        pid = int(RuntimeFiles.for_vm(info.vm_id).pid.read_text().split()[0])
+
+        await backend.reboot(info.vm_id)
+        await wait_file_text(serial, banner, count=2)
+        text = serial.read_text()
+        assert text.count(asked) - text.count(banner + "\n") == 1  # the guest was asked once
+        assert (await wait_state(backend, info.vm_id, VmState.RUNNING)).reason == ""
+
+        await backend.reset(info.vm_id)
+        await wait_file_text(serial, banner, count=3)
+        text = serial.read_text()
+        assert text.count(asked) - text.count(banner + "\n") == 1  # ... and not again
+        assert (await wait_state(backend, info.vm_id, VmState.RUNNING)).reason == ""
+        assert pid_alive(pid)  # both in the same VMM process
+
+        await backend.force_off(info.vm_id)
+        await wait_state(backend, info.vm_id, VmState.SHUTOFF, 15)
+        await backend.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
 def test_killed_vmm_shows_crashed_with_log_tail_and_starts_again(
     builtin_env: BuiltinEnv, build_guest: Build
 ) -> None:

@@ -108,14 +108,15 @@ def test_full_lifecycle_of_a_tcg_guest(
     qt_loop.run_until_complete(asyncio.wait_for(scenario(), 120))
 
 
-def test_reboot_and_graceful_shutdown_seen_on_the_guest_console(
+def test_reboot_reset_and_graceful_shutdown_seen_on_the_guest_console(
     qt_loop: asyncio.AbstractEventLoop,
     backend: LibvirtBackend,
     libvirtd: PrivateLibvirtd,
     tcg_domain_xml: TcgDomainXml,
     vm_name: str,
 ) -> None:
-    """The tcg_domain_xml guest (serial console in a file) rebooted and shut down by ACPI."""
+    """The tcg_domain_xml guest (serial console in a file) rebooted by ACPI, reset without
+    being asked, and shut down by ACPI."""
     log = libvirtd.home / f"{vm_name}.serial"
     conn = libvirt.open(libvirtd.uri)
     try:
@@ -138,6 +139,12 @@ def test_reboot_and_graceful_shutdown_seen_on_the_guest_console(
         await boots_seen(1, 60)
         await backend.reboot(vm)  # ACPI: the guest powers off, libvirt starts it again
         await boots_seen(2, 60)
+        assert libvirt_state(libvirtd.uri, vm) == libvirt.VIR_DOMAIN_RUNNING
+        asked = log.read_text(errors="replace").count(GUEST_POWEROFF_MARKER)
+        assert asked >= 1  # the reboot went through the guest
+        await backend.reset(vm)  # the reset button: the guest is not asked
+        await boots_seen(3, 60)
+        assert log.read_text(errors="replace").count(GUEST_POWEROFF_MARKER) == asked
         assert libvirt_state(libvirtd.uri, vm) == libvirt.VIR_DOMAIN_RUNNING
         mark = rec.mark()
         await backend.shutdown(vm)

@@ -562,6 +562,11 @@ class BuiltinBackend:
         await self._live(vm_id).session.execute("system_powerdown")
 
     async def reboot(self, vm_id: str) -> None:
+        # The VMM presses the power button and starts the guest again once it has powered
+        # off, instead of ending (libvirt's reboot of a guest without an agent).
+        await self._live(vm_id).session.execute("x-vmgui-reboot")
+
+    async def reset(self, vm_id: str) -> None:
         await self._live(vm_id).session.execute("system_reset")
 
     async def pause(self, vm_id: str) -> None:

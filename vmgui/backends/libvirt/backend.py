@@ -302,6 +302,9 @@ class LibvirtBackend:
     async def reboot(self, vm_id: str) -> None:
         await self._domain_action(vm_id, "reboot", lambda d: d.reboot(0))
 
+    async def reset(self, vm_id: str) -> None:
+        await self._domain_action(vm_id, "reset", lambda d: d.reset(0))
+
     async def force_off(self, vm_id: str) -> None:
         await self._domain_action(vm_id, "force off", lambda d: d.destroy())
 

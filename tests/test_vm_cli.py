@@ -1,4 +1,5 @@
-"""`vmgui create|start|shutdown|destroy|delete` as real processes against the built-in VMM."""
+"""`vmgui create|start|shutdown|reboot|reset|destroy|delete` as real processes against the
+built-in VMM."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.fixtures.builtin import BuiltinEnv
 from tests.support import need_kvm, need_tool
+from vmgui.backends.builtin.launcher import RuntimeFiles
 
 Build = Callable[..., Path]
 
@@ -41,7 +43,7 @@ def wait_for(name: str, state: str, timeout: float = 30) -> None:
 
 
 @pytest.mark.slow
-def test_create_start_shutdown_destroy_delete(
+def test_create_start_shutdown_reboot_reset_destroy_delete(
     builtin_env: BuiltinEnv, build_guest: Build, tmp_path: Path
 ) -> None:
     need_kvm()
@@ -61,11 +63,32 @@ def test_create_start_shutdown_destroy_delete(
     wait_for("cli-vm", "shut off")
 
     assert vmgui("start", "cli-vm").returncode == 0
+    vm_id = made.stdout.split("(")[1].rstrip(")\n")
+    serial = RuntimeFiles.for_vm(vm_id).serial_file
+
+    def banners() -> int:
+        return serial.read_text(errors="replace").count("waiting for power button")
+
+    wait_until(lambda: banners() == 1)
+    rebooted = vmgui("reboot", "cli-vm")
+    assert (rebooted.returncode, rebooted.stdout) == (0, "Asked to reboot: cli-vm\n")
+    wait_until(lambda: banners() == 2)  # the guest powered off and runs again
+    reset = vmgui("reset", "cli-vm")
+    assert (reset.returncode, reset.stdout) == (0, "Reset cli-vm\n")
+    wait_until(lambda: banners() == 3)
+    assert states() == {"cli-vm": "running"}
     assert vmgui("destroy", "cli-vm").returncode == 0
     assert states() == {"cli-vm": "shut off"}
     gone = vmgui("delete", "cli-vm", "--storage")
     assert gone.returncode == 0, gone.stderr
     assert not disk.exists() and states() == {}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def test_errors_are_one_sentence(builtin_env: BuiltinEnv, tmp_path: Path) -> None:

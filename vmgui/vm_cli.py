@@ -1,4 +1,4 @@
-"""`vmgui create|start|shutdown|destroy|delete`: VMs from scripts, through the Backend protocol.
+"""`vmgui create|start|shutdown|reboot|reset|destroy|delete`: VMs from scripts, through the Backend protocol.
 
 The same `make_backend(uri)` the GUI uses serves these commands, so a VM made here is the VM the
 GUI lists, and every refusal is the backend's own sentence. Output: one line per outcome; errors
@@ -18,7 +18,7 @@ from vmgui.backends.base import BUILTIN_URI, Backend, BackendError, find_vm
 from vmgui.model import DiskConfig, VmConfig
 
 BackendFactory = Callable[[str], Backend]
-COMMANDS = ("create", "start", "shutdown", "destroy", "delete")
+COMMANDS = ("create", "start", "shutdown", "reboot", "reset", "destroy", "delete")
 DEFAULT_MEMORY = "512M"
 MIB = 1 << 20
 
@@ -47,6 +47,8 @@ def add_vm_commands(sub: Any) -> None:
                         help="user: NAT through passt (default none)")
     for name, text in (("start", "start a VM"),
                        ("shutdown", "ask a VM's guest to power off (ACPI power button)"),
+                       ("reboot", "ask a VM's guest to power off, then start it again"),
+                       ("reset", "restart a VM at once (the reset button)"),
                        ("destroy", "force a VM off at once"),
                        ("delete", "remove a VM's definition")):
         p = sub.add_parser(name, help=text)
@@ -108,11 +110,14 @@ async def _run(args: argparse.Namespace, backend: Backend) -> str:
     actions: dict[str, Callable[[str], Awaitable[None]]] = {
         "start": backend.start,
         "shutdown": backend.shutdown,
+        "reboot": backend.reboot,
+        "reset": backend.reset,
         "destroy": backend.force_off,
     }
     if args.command in actions:
         await actions[args.command](vm.vm_id)
-        done = {"start": "Started", "shutdown": "Asked to shut down:", "destroy": "Forced off"}
+        done = {"start": "Started", "shutdown": "Asked to shut down:", "reboot": "Asked to reboot:",
+                "reset": "Reset", "destroy": "Forced off"}
         return f"{done[args.command]} {vm.name}"
     paths: list[str] = []
     if args.storage:

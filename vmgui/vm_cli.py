@@ -1,4 +1,5 @@
-"""`vmgui create|start|shutdown|reboot|reset|destroy|delete`: VMs from scripts, through the Backend protocol.
+"""`vmgui create|start|shutdown|reboot|reset|destroy|delete`: VMs from scripts, through the
+Backend protocol.
 
 The same `make_backend(uri)` the GUI uses serves these commands, so a VM made here is the VM the
 GUI lists, and every refusal is the backend's own sentence. Output: one line per outcome; errors

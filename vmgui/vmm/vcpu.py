@@ -45,11 +45,15 @@ _IO_DATA_OFFSET_U64 = _IO_KEY_U64 + 1
 assert kvm.RUN_EXIT_REASON % 4 == 0 and kvm.RUN_EXIT_UNION % 8 == 0
 _MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
 #: Kinds of port access (direction, size, port, count) remembered per vCPU; beyond this (a guest
-#: sweeping the port space) each access is resolved on the bus and counted in one sum.
+#: sweeping the port space) each access is resolved on the bus and counted in one sum. String
+#: I/O (`rep insb`: any count) shares one kind per direction, size and port, whose key has a
+#: count of 0, so that a firmware reading files of many lengths does not fill the table.
 MAX_CACHED_PORTS = 1024
+_KEY_WITHOUT_COUNT = 0xFFFF_FFFF
 
 # What a remembered port access does: the first item of its entry
-# (kind, exits tally, device function, its argument, access size).
+# (kind, tally, device function, its argument, access size). The tally is a list: exits,
+# elements moved by string I/O, and 1 when a device decodes the port (else 0).
 _DROP = 0  # a write to a port no device decodes: counted, nothing else
 _WRITE_BYTE = 1  # a single one-byte `out`: device.write(offset, 1, byte)
 _READ = 2  # a single `in` of any size: device.read(offset, size)
@@ -193,11 +197,11 @@ class VcpuThread:
         t = self.thread
         return self._done or t is None
 
-    def _port_tallies(self) -> list[tuple[int, int, bool]]:
-        """(exit key, exits, a device decodes the port) for each remembered kind of access."""
+    def _port_tallies(self) -> list[tuple[int, int, int, bool]]:
+        """(key, exits, elements, a device decodes the port) per remembered kind of access."""
         return [
-            (key, tally[0], kind != _DROP and (kind != _OTHER or hit is not None))
-            for key, (kind, tally, _, hit, _) in list(self._ports.items())
+            (key, tally[0], tally[1] if key >> 32 == 0 else tally[0] * (key >> 32), tally[2] == 1)
+            for key, (_, tally, _, _, _) in list(self._ports.items())
         ]
 
     @property
@@ -205,9 +209,8 @@ class VcpuThread:
         """Port I/O seen by this vCPU, in elements (`rep outsb` counts each byte): reads,
         writes, unhandled reads, unhandled writes."""
         counts = list(self._overflow)  # reads, writes, bad reads, bad writes (bad ones apart)
-        for key, exits, handled in self._port_tallies():
-            out, elements = key & 0xFF, exits * (key >> 32)
-            counts[out + (0 if handled else 2)] += elements
+        for key, _, elements, handled in self._port_tallies():
+            counts[(key & 0xFF) + (0 if handled else 2)] += elements
         return [counts[0] + counts[2], counts[1] + counts[3], counts[2], counts[3]]
 
     @property
@@ -215,17 +218,17 @@ class VcpuThread:
         """Accesses (reads + writes) per port that no device decodes, for the first
         Bus.MAX_TRACKED_UNHANDLED such ports."""
         out: dict[int, int] = {}
-        for key, exits, handled in self._port_tallies():
+        for key, _, elements, handled in self._port_tallies():
             port = key >> 16 & 0xFFFF
             if handled or (port not in out and len(out) >= Bus.MAX_TRACKED_UNHANDLED):
                 continue
-            out[port] = out.get(port, 0) + exits * (key >> 32)
+            out[port] = out.get(port, 0) + elements
         return out
 
     def exit_counts(self) -> dict[str, int]:
         counts = list(self.exits)
         counts[kvm.KVM_EXIT_IO] = self._overflow_exits[0] + sum(
-            exits for _, exits, _ in self._port_tallies()
+            exits for _, exits, _, _ in self._port_tallies()
         )
         return {kvm.exit_reason_name(r): n for r, n in enumerate(counts) if n}
 
@@ -263,25 +266,30 @@ class VcpuThread:
         """What a kind of port access does, decided once (the bus layout never changes while
         vCPUs run): (kind, exits tally, device function, its argument, access size)."""
         out, size, port, count = key & 0xFF, key >> 8 & 0xFF, key >> 16 & 0xFFFF, key >> 32
+        if count != 1:  # string I/O: the one kind for this port, direction and size
+            key &= _KEY_WITHOUT_COUNT
+            if (known := self._ports.get(key)) is not None:
+                return known
         found = self.pio.find(port)
         hit: _PortHit | None = None if found is None else (found[0].read, found[0].write, found[1])
         if len(self._ports) >= MAX_CACHED_PORTS:
             return (_OTHER, self._overflow_exits, self._port_access_overflow, hit, size)
         entry: _PortEntry
-        if hit is None:
+        tally = [0, 0, 0 if hit is None else 1]
+        if count != 1:
+            entry = (_OTHER, tally, self._string_access, (hit, tally), size)
+        elif hit is None:
             entry = (
-                (_DROP, [0], _never_called, 0, size)
+                (_DROP, tally, _never_called, 0, size)
                 if out
-                else (_OTHER, [0], self._port_access, hit, size)
+                else (_OTHER, tally, self._port_access, hit, size)
             )
-        elif count != 1:
-            entry = (_OTHER, [0], self._port_access, hit, size)
         elif not out:
-            entry = (_READ, [0], hit[0], hit[2], size)
+            entry = (_READ, tally, hit[0], hit[2], size)
         elif size == 1:
-            entry = (_WRITE_BYTE, [0], hit[1], hit[2], size)
+            entry = (_WRITE_BYTE, tally, hit[1], hit[2], size)
         else:
-            entry = (_OTHER, [0], self._port_access, hit, size)
+            entry = (_OTHER, tally, self._port_access, hit, size)
         self._ports[key] = entry
         return entry
 
@@ -304,6 +312,14 @@ class VcpuThread:
                 write(offset, size, int.from_bytes(mm[a : a + size], "little"))
             else:
                 mm[a : a + size] = (read(offset, size) & mask).to_bytes(size, "little")
+
+    def _string_access(
+        self, hit_and_tally: tuple[_PortHit | None, list[int]], key: int, off: int
+    ) -> None:
+        """`_port_access` for string I/O, counting its elements (the count varies per exit)."""
+        hit, tally = hit_and_tally
+        tally[1] += key >> 32
+        self._port_access(hit, key, off)
 
     def _port_access_overflow(self, hit: _PortHit | None, key: int, off: int) -> None:
         """`_port_access` for kinds of access beyond MAX_CACHED_PORTS, counted in one sum."""

@@ -130,32 +130,6 @@ def grub_vm(grub_iso: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         vm.close()
 
 
-def test_grub_menu_reaches_serial_and_the_ramfb_screen(grub_vm: FirmwareVm, tmp_path: Path) -> None:
-    out = grub_vm.output()
-    assert b"SeaBIOS" in out and b"GNU GRUB" in out and b"First entry" in out
-    dump = tmp_path / "screen.ppm"
-    deadline = time.monotonic() + MENU_TIMEOUT
-    while True:  # the console draws GRUB's screen after the serial terminal got it
-        grub_vm.qmp(("screendump", {"filename": str(dump)}))
-        rows = lit_text_rows(dump)  # the menu, its frame and the help lines
-        if rows >= 10 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert rows >= 10, f"only {rows} text rows are drawn"
-    w, h, pixels = read_ppm(dump)
-    assert (w, h) == (1024, 768)
-    assert 0 < sum(1 for b in pixels if b) < len(pixels) // 2  # text on black, not blank or white
-
-
-def test_qmp_keys_select_the_second_entry(grub_vm: FirmwareVm) -> None:
-    grub_vm.qmp(key("down"))
-    grub_vm.qmp(key("ret"))
-    grub_vm.wait_for(b"MARKER-SECOND", KEY_TIMEOUT)
-    assert b"MARKER-FIRST" not in grub_vm.output()
-    stats = grub_vm.qmp(("x-vmgui-stats", {}))[0]
-    assert stats["keys_dropped"] == 0
-
-
 def test_the_same_iso_on_a_raw_disk_image_boots(grub_iso: Path, tmp_path: Path) -> None:
     image = iso_to_disk_image(grub_iso, tmp_path / "disk.img")
     vm = FirmwareVm(tmp_path, str(image), "--framebuffer", "none")
@@ -169,8 +143,8 @@ def test_the_same_iso_on_a_raw_disk_image_boots(grub_iso: Path, tmp_path: Path) 
 
 
 #: Two firmware stages (the failed boot, then the one after the reset), each bounded by
-#: MENU_TIMEOUT; the suite's 300 s per-test limit would cut the second one short on a machine
-#: where the module's GRUB VM still runs on the other core (seen in a CI-style run).
+#: MENU_TIMEOUT; the suite's 300 s per-test limit would cut the second one short on a loaded
+#: machine (seen in a CI-style run while another firmware VM ran on the other core).
 @pytest.mark.timeout(2 * MENU_TIMEOUT + 60)
 def test_no_bootable_device_is_one_line_and_a_reset_starts_the_firmware_afresh(
     tmp_path: Path,
@@ -200,3 +174,33 @@ def test_no_bootable_device_is_one_line_and_a_reset_starts_the_firmware_afresh(
     assert len(lines) == 2, err
     assert all(line.startswith("vmgui-vmm: firmware: No bootable device") for line in lines)
     assert lit_text_rows(dump) >= 3  # banner, "Booting from Hard Disk...", "No bootable device"
+
+
+# The module's GRUB VM (grub_vm) keeps its core busy until the module ends: the tests that use
+# it come last, so that no other firmware VM of this module competes with it for the CPU.
+
+
+def test_grub_menu_reaches_serial_and_the_ramfb_screen(grub_vm: FirmwareVm, tmp_path: Path) -> None:
+    out = grub_vm.output()
+    assert b"SeaBIOS" in out and b"GNU GRUB" in out and b"First entry" in out
+    dump = tmp_path / "screen.ppm"
+    deadline = time.monotonic() + MENU_TIMEOUT
+    while True:  # the console draws GRUB's screen after the serial terminal got it
+        grub_vm.qmp(("screendump", {"filename": str(dump)}))
+        rows = lit_text_rows(dump)  # the menu, its frame and the help lines
+        if rows >= 10 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert rows >= 10, f"only {rows} text rows are drawn"
+    w, h, pixels = read_ppm(dump)
+    assert (w, h) == (1024, 768)
+    assert 0 < sum(1 for b in pixels if b) < len(pixels) // 2  # text on black, not blank or white
+
+
+def test_qmp_keys_select_the_second_entry(grub_vm: FirmwareVm) -> None:
+    grub_vm.qmp(key("down"))
+    grub_vm.qmp(key("ret"))
+    grub_vm.wait_for(b"MARKER-SECOND", KEY_TIMEOUT)
+    assert b"MARKER-FIRST" not in grub_vm.output()
+    stats = grub_vm.qmp(("x-vmgui-stats", {}))[0]
+    assert stats["keys_dropped"] == 0

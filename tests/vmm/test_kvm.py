@@ -210,6 +210,8 @@ def test_irqchip_pit_tss_identity_map(kvm: k.Kvm) -> None:
     vm.set_identity_map_addr(KVM_IDENTITY_MAP)
     vm.create_irqchip()
     vm.create_pit2()
+    vm.set_pit_reinject(False)  # what vm_setup does: lost ticks are dropped, not held back
+    vm.set_pit_reinject(True)
     vm.irq_line(4, True)
     vm.irq_line(4, False)
     vcpu = vm.create_vcpu(0)

@@ -297,6 +297,10 @@ class kvm_pit_config(ctypes.Structure):
     _fields_ = [("flags", u32), ("pad", u32 * 15)]
 
 
+class kvm_reinject_control(ctypes.Structure):
+    _fields_ = [("pit_reinject", u8), ("reserved", u8 * 31)]
+
+
 class kvm_irqfd(ctypes.Structure):
     _fields_ = [
         ("fd", u32),
@@ -433,6 +437,7 @@ KVM_CREATE_IRQCHIP = _io(0x60)
 KVM_IRQ_LINE = _iow(0x61, kvm_irq_level)
 KVM_IRQFD = _iow(0x76, kvm_irqfd)
 KVM_CREATE_PIT2 = _iow(0x77, kvm_pit_config)
+KVM_REINJECT_CONTROL = _io(0x71)  # takes a kvm_reinject_control pointer (<linux/kvm.h>)
 KVM_IOEVENTFD = _iow(0x79, kvm_ioeventfd)
 KVM_RUN = _io(0x80)
 KVM_GET_REGS = _ior(0x81, kvm_regs)
@@ -653,6 +658,11 @@ class VmFd(_Fd):
     def create_pit2(self, flags: int = KVM_PIT_SPEAKER_DUMMY) -> None:
         """In-kernel i8254 PIT on IRQ0; SPEAKER_DUMMY also answers port 0x61."""
         ioctl_ptr(self.fd, KVM_CREATE_PIT2, kvm_pit_config(flags=flags))
+
+    def set_pit_reinject(self, reinject: bool) -> None:
+        """Whether the PIT holds each tick until the guest acknowledged the previous one
+        (QEMU's lost_tick_policy=delay) or lets it go (discard)."""
+        ioctl_ptr(self.fd, KVM_REINJECT_CONTROL, kvm_reinject_control(pit_reinject=int(reinject)))
 
     def set_tss_addr(self, addr: int) -> None:
         """Three pages KVM needs for real-mode emulation on Intel; must not overlap RAM."""

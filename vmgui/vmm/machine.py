@@ -13,8 +13,8 @@ caller's thread without waiting for anything.
 
 Power semantics (QEMU's): guest poweroff -> SHUTDOWN{guest:true, reason:"guest-shutdown"},
 exit 0; after QMP x-vmgui-reboot, a guest poweroff is RESET{guest:true, reason:"guest-shutdown"}
-and a new Board instead. Guest reset (i8042 0xFE, ACPI reset register, triple fault) -> with --on-reboot stop:
-SHUTDOWN{guest:true, reason:"guest-reset"}, exit 0; with restart: RESET{guest:true}, new Board.
+and a new Board instead. Guest reset (i8042 0xFE, ACPI reset register, triple fault) -> with
+--on-reboot stop: SHUTDOWN{guest:true, reason:"guest-reset"}, exit 0; with restart: RESET{guest:true}, new Board.
 QMP system_reset always restarts. An emulation failure stops the VM: STOP, then exit 1 with the
 reason (exit reason, suberror, guest RIP) as the one line.
 

@@ -12,10 +12,10 @@ clears the flag only under the same lock after it has seen the request, so it ca
 newer kick. A Python-level no-op handler for SIGKICK must be installed by the main thread
 (`install_kick_handler`); without a handler the signal would kill the process.
 
-The hot path (IO and MMIO exits) reads the kvm_run page with struct.unpack_from on the mmap and
-preallocated Structs: no ctypes attribute walks and no per-exit objects beyond the ints. A port
-exit is one u64 (direction, size, port, count) looked up in a per-vCPU table of what that access
-does; its counters are read only when someone asks for statistics.
+The hot path reads the kvm_run page without ctypes attribute walks and makes no per-exit objects
+beyond the ints: a port exit is two indexes into u32/u64 views of the page, the u64 (direction,
+size, port, count) looked up in a per-vCPU table of what that access does, whose counters are
+summed only when someone asks for statistics; an MMIO exit is one preallocated struct unpack.
 """
 
 from __future__ import annotations
